@@ -1,0 +1,185 @@
+"""muse_sdk: one ``Generator`` interface for OpenAI-compatible APIs and local GPT-2 models.
+
+>>> import muse_sdk as muse
+>>> gen = muse.load("fake:echo")
+>>> gen.generate("Once upon a time", max_tokens=2).text
+'Once upon'
+
+Public names are imported lazily, so ``import muse_sdk`` stays fast and never imports torch,
+transformers or openai.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from muse_sdk._version import __version__
+
+if TYPE_CHECKING:
+    from muse_sdk.config import Config, Profile
+    from muse_sdk.core import (
+        BatchResult,
+        CallOptions,
+        Choice,
+        GenerationParams,
+        GenerationResult,
+        Generator,
+        KeySettings,
+        Message,
+        ProviderSettings,
+        Request,
+        StreamChunk,
+        Timeout,
+        Usage,
+    )
+    from muse_sdk.errors import (
+        AuthenticationError,
+        BackendUnavailableError,
+        BadRequestError,
+        BatchError,
+        ConfigError,
+        ConnectionError,
+        ContextLengthExceededError,
+        InputError,
+        InvalidConfigError,
+        InvalidParameterError,
+        InvalidPromptError,
+        MissingCredentialsError,
+        MissingVariableError,
+        MuseError,
+        NotFoundError,
+        PermissionDeniedError,
+        ProviderError,
+        RateLimitError,
+        ServerError,
+        StreamInterruptedError,
+        TemplateError,
+        TimeoutError,
+        UnknownProviderError,
+        UnsafeTemplateError,
+        UnsupportedParameterError,
+    )
+    from muse_sdk.loader import build, load
+    from muse_sdk.registry import provider_names, register
+    from muse_sdk.retry import RetryPolicy, RetrySettings
+
+_ERRORS = [
+    "AuthenticationError",
+    "BackendUnavailableError",
+    "BadRequestError",
+    "BatchError",
+    "ConfigError",
+    "ConnectionError",
+    "ContextLengthExceededError",
+    "InputError",
+    "InvalidConfigError",
+    "InvalidParameterError",
+    "InvalidPromptError",
+    "MissingCredentialsError",
+    "MissingVariableError",
+    "MuseError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "RateLimitError",
+    "ServerError",
+    "StreamInterruptedError",
+    "TemplateError",
+    "TimeoutError",
+    "UnknownProviderError",
+    "UnsafeTemplateError",
+    "UnsupportedParameterError",
+]
+_CORE = [
+    "BatchResult",
+    "CallOptions",
+    "Choice",
+    "GenerationParams",
+    "GenerationResult",
+    "Generator",
+    "KeySettings",
+    "Message",
+    "ProviderSettings",
+    "Request",
+    "StreamChunk",
+    "Timeout",
+    "Usage",
+]
+
+#: public name -> module that defines it; imported on first attribute access.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(_ERRORS, "muse_sdk.errors"),
+    **dict.fromkeys(_CORE, "muse_sdk.core"),
+    "Config": "muse_sdk.config",
+    "Profile": "muse_sdk.config",
+    "build": "muse_sdk.loader",
+    "load": "muse_sdk.loader",
+    "provider_names": "muse_sdk.registry",
+    "register": "muse_sdk.registry",
+    "RetryPolicy": "muse_sdk.retry",
+    "RetrySettings": "muse_sdk.retry",
+}
+
+__all__ = [
+    "AuthenticationError",
+    "BackendUnavailableError",
+    "BadRequestError",
+    "BatchError",
+    "BatchResult",
+    "CallOptions",
+    "Choice",
+    "Config",
+    "ConfigError",
+    "ConnectionError",
+    "ContextLengthExceededError",
+    "GenerationParams",
+    "GenerationResult",
+    "Generator",
+    "InputError",
+    "InvalidConfigError",
+    "InvalidParameterError",
+    "InvalidPromptError",
+    "KeySettings",
+    "Message",
+    "MissingCredentialsError",
+    "MissingVariableError",
+    "MuseError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Profile",
+    "ProviderError",
+    "ProviderSettings",
+    "RateLimitError",
+    "Request",
+    "RetryPolicy",
+    "RetrySettings",
+    "ServerError",
+    "StreamChunk",
+    "StreamInterruptedError",
+    "TemplateError",
+    "Timeout",
+    "TimeoutError",
+    "UnknownProviderError",
+    "UnsafeTemplateError",
+    "UnsupportedParameterError",
+    "Usage",
+    "__version__",
+    "build",
+    "load",
+    "provider_names",
+    "register",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'muse_sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

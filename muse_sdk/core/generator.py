@@ -1,0 +1,255 @@
+"""The ``Generator`` contract: one interface, whatever runs the model.
+
+The base class owns everything common: parameter validation, the retry policy, timing, streaming
+safety and batching. A provider implements a small protected surface:
+
+- ``_generate(request) -> GenerationResult`` (required)
+- ``_stream(request) -> Iterator[StreamChunk]`` (required when ``can_stream``)
+- ``_agenerate`` / ``_astream`` where it has a native async path (defaults run the sync ones in a
+  worker thread)
+- ``_generate_batch(requests)`` where it can run many prompts in one pass (``native_batch = True``)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from muse_sdk.core.batch import BatchResult, run_batch, run_batch_async
+from muse_sdk.core.settings import CallOptions, ProviderSettings
+from muse_sdk.core.streaming import astream_with_retry, stream_with_retry
+from muse_sdk.core.types import (
+    GenerationParams,
+    GenerationResult,
+    Prompt,
+    PromptInput,
+    StreamChunk,
+    normalize_prompt,
+)
+from muse_sdk.errors import UnsupportedParameterError, did_you_mean
+from muse_sdk.retry import RetryPolicy
+
+__all__ = ["Generator", "Request"]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One validated call: the prompt, the common parameters and the provider's own options."""
+
+    prompt: Prompt
+    params: GenerationParams
+    options: CallOptions
+
+    @property
+    def deadline_s(self) -> float | None:
+        """The total time budget of the call, retries included, if one was set."""
+        timeout = self.params.timeout
+        return timeout.total if timeout is not None else None
+
+
+class Generator:
+    """Base class of every provider; see the module docstring for what a provider implements."""
+
+    #: The provider's registry name (``"openai"``, ``"local"``, ...).
+    provider: ClassVar[str] = ""
+    #: Profile-level settings this provider accepts.
+    Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+    #: Per-call options this provider accepts beside the common parameters.
+    Options: ClassVar[type[CallOptions]] = CallOptions
+    #: Common parameters this provider cannot honour (they raise ``UnsupportedParameterError``).
+    unsupported_params: ClassVar[frozenset[str]] = frozenset()
+    #: Whether ``_generate_batch`` runs several prompts in one pass.
+    native_batch: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        model: str,
+        settings: ProviderSettings | None = None,
+        *,
+        defaults: GenerationParams | None = None,
+        retry: RetryPolicy | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.model = model
+        self.settings = settings if settings is not None else self.Settings()
+        self.defaults = defaults if defaults is not None else GenerationParams()
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.name = name or f"{self.provider}:{model}"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.provider}:{self.model}>"
+
+    # --- the provider's surface ------------------------------------------------------------
+
+    def _generate(self, request: Request) -> GenerationResult:
+        raise NotImplementedError(f"{type(self).__name__} must implement _generate()")
+
+    def _stream(self, request: Request) -> Iterator[StreamChunk]:
+        raise UnsupportedParameterError(self.provider, "stream", "this provider cannot stream")
+
+    async def _agenerate(self, request: Request) -> GenerationResult:
+        return await asyncio.to_thread(self._generate, request)
+
+    async def _astream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        iterator = self._stream(request)
+        done = object()
+        try:
+            while (chunk := await asyncio.to_thread(next, iterator, done)) is not done:
+                assert isinstance(chunk, StreamChunk)
+                yield chunk
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def _generate_batch(self, requests: Sequence[Request]) -> list[GenerationResult]:
+        return [self._generate(request) for request in requests]
+
+    def _check_request(self, request: Request) -> None:
+        """Raise ``UnsupportedParameterError`` for anything this provider cannot honour."""
+        explicit = request.params.explicit()
+        for name in sorted(self.unsupported_params & explicit.keys()):
+            raise UnsupportedParameterError(self.provider, name)
+
+    @property
+    def batch_size(self) -> int:
+        """How many prompts one ``_generate_batch`` pass takes."""
+        return int(getattr(self.settings, "batch_size", 8))
+
+    # --- validation ------------------------------------------------------------------------
+
+    def make_request(self, prompt: PromptInput, params: dict[str, Any]) -> Request:
+        """Validate a prompt and keyword parameters into a :class:`Request`."""
+        return self._request_for(normalize_prompt(prompt), *self._split_params(params))
+
+    def _split_params(self, params: dict[str, Any]) -> tuple[GenerationParams, CallOptions]:
+        common = {k: v for k, v in params.items() if k in GenerationParams.model_fields}
+        own = {k: v for k, v in params.items() if k in self.Options.model_fields}
+        unknown = params.keys() - common.keys() - own.keys()
+        if unknown:
+            name = sorted(unknown)[0]
+            known = [*GenerationParams.model_fields, *self.Options.model_fields]
+            raise UnsupportedParameterError(
+                self.provider,
+                name,
+                f"unknown parameter{did_you_mean(name, known)}; accepted: {', '.join(known)}",
+            )
+        merged = GenerationParams.build(self.defaults, **common) if common else self.defaults
+        return merged, self._options(own)
+
+    def _options(self, own: dict[str, Any]) -> CallOptions:
+        from pydantic import ValidationError
+
+        from muse_sdk.core.types import params_error
+
+        try:
+            return self.Options.model_validate(own)
+        except ValidationError as exc:
+            raise params_error(exc) from exc
+
+    def _request_for(
+        self, prompt: Prompt, params: GenerationParams, options: CallOptions
+    ) -> Request:
+        request = Request(prompt, params, options)
+        self._check_request(request)
+        return request
+
+    # --- public API ------------------------------------------------------------------------
+
+    def generate(self, prompt: PromptInput, /, **params: Any) -> GenerationResult:
+        """Generate a completion for ``prompt`` (text or chat messages)."""
+        return self.run(self.make_request(prompt, params))
+
+    def run(self, request: Request) -> GenerationResult:
+        """Run an already validated request with retries and timing."""
+        start = time.perf_counter()
+        result, attempts = self.retry.call(
+            lambda: self._generate(request), deadline_s=request.deadline_s
+        )
+        return _finish(result, start, attempts)
+
+    async def agenerate(self, prompt: PromptInput, /, **params: Any) -> GenerationResult:
+        """Async twin of :meth:`generate`."""
+        return await self.arun(self.make_request(prompt, params))
+
+    async def arun(self, request: Request) -> GenerationResult:
+        """Async twin of :meth:`run`."""
+        start = time.perf_counter()
+        result, attempts = await self.retry.acall(
+            lambda: self._agenerate(request), deadline_s=request.deadline_s
+        )
+        return _finish(result, start, attempts)
+
+    def stream(self, prompt: PromptInput, /, **params: Any) -> Iterator[StreamChunk]:
+        """Yield the reply as it is produced; the last chunk carries finish reason and usage.
+
+        A stream that fails before its first chunk is retried; one that fails later raises
+        :class:`~muse_sdk.errors.StreamInterruptedError` with the text already yielded.
+        """
+        request = self.make_request(prompt, params)
+        return stream_with_retry(lambda: self._stream(request), self.retry, request.deadline_s)
+
+    def astream(self, prompt: PromptInput, /, **params: Any) -> AsyncIterator[StreamChunk]:
+        """Async twin of :meth:`stream`."""
+        request = self.make_request(prompt, params)
+        return astream_with_retry(lambda: self._astream(request), self.retry, request.deadline_s)
+
+    def batch(
+        self,
+        prompts: Sequence[PromptInput],
+        /,
+        *,
+        max_concurrency: int = 8,
+        progress: bool = False,
+        **params: Any,
+    ) -> BatchResult:
+        """Generate for every prompt with bounded concurrency, keeping input order.
+
+        One failing item never loses the others: the returned :class:`BatchResult` holds a
+        result or an exception per item (``.raise_for_errors()`` turns failures into one error).
+        """
+        common, own = self._split_params(params)
+        return run_batch(self, prompts, common, own, max_concurrency, progress)
+
+    async def abatch(
+        self,
+        prompts: Sequence[PromptInput],
+        /,
+        *,
+        max_concurrency: int = 8,
+        progress: bool = False,
+        **params: Any,
+    ) -> BatchResult:
+        """Async twin of :meth:`batch`."""
+        common, own = self._split_params(params)
+        return await run_batch_async(self, prompts, common, own, max_concurrency, progress)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release clients, connections or model memory held by this generator."""
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        self.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _finish(result: GenerationResult, start: float, attempts: int) -> GenerationResult:
+    return result.model_copy(
+        update={"latency_s": time.perf_counter() - start, "attempts": attempts}
+    )

@@ -1,0 +1,268 @@
+"""Core value types: parameters going in, results coming out.
+
+They are immutable pydantic models. Provider-specific options never appear here: each provider
+declares its own ``Options`` model (see :class:`muse_sdk.core.generator.Generator`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from muse_sdk.errors import InvalidParameterError, InvalidPromptError
+
+__all__ = [
+    "Choice",
+    "GenerationParams",
+    "GenerationResult",
+    "Message",
+    "Prompt",
+    "PromptInput",
+    "StreamChunk",
+    "Timeout",
+    "Usage",
+    "normalize_prompt",
+    "params_error",
+]
+
+FinishReason: TypeAlias = Literal["stop", "length", "content_filter", "tool_calls", "error"] | str
+MAX_STOP_SEQUENCES = 4
+MAX_TOKENS_LIMIT = 1_000_000
+MAX_N = 128
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Timeout(_Frozen):
+    """Per-phase time limits in seconds; ``None`` means no limit for that phase.
+
+    ``Timeout(10)`` sets connect and read to 10 s; ``total`` bounds a whole call, retries included.
+    """
+
+    connect: float | None = Field(default=None, gt=0)
+    read: float | None = Field(default=None, gt=0)
+    total: float | None = Field(default=None, gt=0)
+
+    def __init__(self, seconds: float | None = None, /, **phases: float | None) -> None:
+        if seconds is not None:
+            phases.setdefault("connect", seconds)
+            phases.setdefault("read", seconds)
+        super().__init__(**phases)
+
+    @classmethod
+    def coerce(cls, value: float | Timeout | Mapping[str, float] | None) -> Timeout | None:
+        """Accept a number of seconds, a mapping of phases, or a ``Timeout``."""
+        if value is None or isinstance(value, Timeout):
+            return value
+        if isinstance(value, bool):
+            raise ValueError("timeout must be a number of seconds or a table of phases")
+        if isinstance(value, int | float):
+            return cls(float(value))
+        if isinstance(value, Mapping):
+            return cls(**value)
+        raise ValueError("timeout must be a number of seconds or a table of phases")
+
+
+class Message(_Frozen):
+    """One chat message."""
+
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str
+
+
+Prompt: TypeAlias = str | tuple[Message, ...]
+PromptInput: TypeAlias = str | Sequence[Message | Mapping[str, Any]]
+
+
+def normalize_prompt(prompt: object) -> Prompt:
+    """Validate a prompt: a non-empty ``str`` or a non-empty sequence of chat messages."""
+    if isinstance(prompt, bytes):
+        try:
+            prompt = prompt.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidPromptError(f"bytes are not valid UTF-8 ({exc.reason}); pass str") from exc
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise InvalidPromptError("the prompt is empty; pass some text to continue")
+        _check_encodable(prompt)
+        return prompt
+    if isinstance(prompt, Sequence) and not isinstance(prompt, bytearray):
+        if not prompt:
+            raise InvalidPromptError("the message list is empty; pass at least one message")
+        try:
+            messages = tuple(
+                m if isinstance(m, Message) else Message.model_validate(m) for m in prompt
+            )
+        except ValidationError as exc:
+            raise InvalidPromptError(
+                "each message needs a 'role' (system, user, assistant, tool, developer) and a "
+                f"str 'content': {_first_error(exc)}"
+            ) from exc
+        for message in messages:
+            _check_encodable(message.content)
+        return messages
+    raise InvalidPromptError(f"expected str or a list of messages, got {type(prompt).__name__}")
+
+
+def _check_encodable(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidPromptError(
+            f"the text holds a lone surrogate at position {exc.start}; it is not valid UTF-8"
+        ) from exc
+
+
+class GenerationParams(_Frozen):
+    """The parameters every provider understands.
+
+    ``max_tokens`` counts new tokens only (GPT-2's ``max_length`` counts the prompt too).
+    ``temperature=0`` means greedy decoding. A value left as ``None`` means "provider default".
+    """
+
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=1)
+    n: int = Field(default=1, ge=1, le=MAX_N)
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    repetition_penalty: float | None = Field(default=None, gt=0)
+    no_repeat_ngram_size: int | None = Field(default=None, ge=1)
+    timeout: Timeout | None = None
+
+    @field_validator("temperature", "top_p", "repetition_penalty", mode="before")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number, not NaN or infinity")
+        return value
+
+    @field_validator("max_tokens", "top_k", "n", "seed", "no_repeat_ngram_size", mode="before")
+    @classmethod
+    def _strict_int(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (value is not None and not isinstance(value, int)):
+            raise ValueError(f"must be an integer, got {type(value).__name__}")
+        return value
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_list(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        stops = [value] if isinstance(value, str) else value
+        if not isinstance(stops, list | tuple) or not all(isinstance(s, str) for s in stops):
+            raise ValueError("must be a string or a list of strings")
+        if len(stops) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences, got {len(stops)}")
+        if any(not s for s in stops):
+            raise ValueError("stop sequences must not be empty strings")
+        return tuple(stops) or None
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        return Timeout.coerce(value)
+
+    @classmethod
+    def build(cls, base: GenerationParams | None = None, **overrides: Any) -> GenerationParams:
+        """Validate ``overrides`` on top of ``base`` (raises :class:`InvalidParameterError`)."""
+        values = base.model_dump(exclude_unset=True) if base is not None else {}
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise params_error(exc) from exc
+
+    def explicit(self) -> dict[str, Any]:
+        """The parameters that were set, as a plain dict."""
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(part) for part in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else str(err["msg"])
+
+
+def params_error(exc: ValidationError) -> InvalidParameterError:
+    """Turn a pydantic error about parameters into an :class:`InvalidParameterError`."""
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err["loc"] else "parameters"
+    message = str(err["msg"])
+    if "input" in err and err["type"] != "missing":
+        message += f" (got {err['input']!r})"
+    return InvalidParameterError(field, message)
+
+
+class Usage(_Frozen):
+    """Token counts as reported by the provider (zero when it does not say)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class Choice(_Frozen):
+    """One generated continuation."""
+
+    index: int = 0
+    text: str
+    finish_reason: FinishReason | None = None
+
+
+class GenerationResult(_Frozen):
+    """What a ``generate`` call returns; ``text`` is the first choice's text."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    choices: tuple[Choice, ...]
+    usage: Usage = Usage()
+    provider: str
+    model: str
+    latency_s: float = 0.0
+    id: str | None = None
+    attempts: int = 1
+    raw: Any = Field(default=None, repr=False, exclude=True)
+
+    @property
+    def text(self) -> str:
+        """The first choice's text."""
+        return self.choices[0].text if self.choices else ""
+
+    @property
+    def texts(self) -> list[str]:
+        """Every choice's text, in order."""
+        return [choice.text for choice in self.choices]
+
+    @property
+    def finish_reason(self) -> str | None:
+        """The first choice's finish reason."""
+        return self.choices[0].finish_reason if self.choices else None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class StreamChunk(_Frozen):
+    """A piece of a streamed reply: text for choice ``index``; the last one carries usage."""
+
+    text: str = ""
+    index: int = 0
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None

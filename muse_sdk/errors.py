@@ -1,0 +1,326 @@
+"""The muse_sdk exception tree.
+
+Every error raised by muse_sdk derives from :class:`MuseError`, and every message says what was
+wrong and how to fix it. No message, repr or log line ever contains an API key.
+
+```
+MuseError
+├── ConfigError
+│   ├── UnknownProviderError
+│   ├── InvalidConfigError
+│   └── MissingCredentialsError
+├── InputError
+│   ├── InvalidParameterError
+│   ├── InvalidPromptError
+│   ├── UnsupportedParameterError
+│   ├── ContextLengthExceededError
+│   └── TemplateError
+│       ├── MissingVariableError
+│       └── UnsafeTemplateError
+├── BackendUnavailableError
+├── BatchError
+└── ProviderError              (.provider .status_code .retryable .request_id)
+    ├── AuthenticationError    (never retried)
+    ├── PermissionDeniedError  (never retried)
+    ├── BadRequestError        (never retried)
+    ├── NotFoundError          (never retried)
+    ├── RateLimitError         (retried; .retry_after)
+    ├── ServerError            (retried)
+    ├── ConnectionError        (retried)
+    ├── TimeoutError           (retried)
+    └── StreamInterruptedError (.partial: the text already received)
+```
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "BackendUnavailableError",
+    "BadRequestError",
+    "BatchError",
+    "ConfigError",
+    "ConnectionError",
+    "ContextLengthExceededError",
+    "InputError",
+    "InvalidConfigError",
+    "InvalidParameterError",
+    "InvalidPromptError",
+    "MissingCredentialsError",
+    "MissingVariableError",
+    "MuseError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "RateLimitError",
+    "ServerError",
+    "StreamInterruptedError",
+    "TemplateError",
+    "TimeoutError",
+    "UnknownProviderError",
+    "UnsafeTemplateError",
+    "UnsupportedParameterError",
+    "did_you_mean",
+]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class MuseError(Exception):
+    """Base class of every error raised by muse_sdk."""
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigError(MuseError):
+    """The configuration (file, environment or keyword arguments) cannot be used."""
+
+
+class UnknownProviderError(ConfigError):
+    """A provider name is neither built in nor registered by a plugin."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(
+            f"unknown provider {name!r}{did_you_mean(name, self.known)}. "
+            f"Known providers: {', '.join(self.known)}. Use 'provider:model', "
+            "e.g. 'openai:gpt-4o-mini', "
+            "or install a plugin that registers the provider under the "
+            "'muse_sdk.providers' entry-point group."
+        )
+
+
+class InvalidConfigError(ConfigError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        profile: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.source = source
+        self.profile = profile
+        self.field = field
+        where = ", ".join(
+            part
+            for part in (
+                f"file {source}" if source else "",
+                f"profile {profile!r}" if profile else "",
+                f"field {field!r}" if field else "",
+            )
+            if part
+        )
+        super().__init__(f"invalid configuration ({where}): {message}" if where else message)
+
+
+class MissingCredentialsError(ConfigError):
+    """A provider needs an API key and none was given."""
+
+    def __init__(self, provider: str, env_var: str | None) -> None:
+        self.provider = provider
+        self.env_var = env_var
+        how = (
+            f"set the environment variable {env_var} (export {env_var}=...)"
+            if env_var
+            else "set 'api_key_env' in the profile to the variable that holds the key"
+        )
+        super().__init__(
+            f"no API key for provider {provider!r}: {how}, or pass api_key=... to muse.load(). "
+            "Servers that need no key accept api_key='none'."
+        )
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+class InputError(MuseError):
+    """A prompt, parameter or template value cannot be used."""
+
+
+class InvalidParameterError(InputError):
+    """A generation parameter has the wrong type or is out of range."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"invalid parameter {field!r}: {message}")
+
+
+class InvalidPromptError(InputError):
+    """The prompt is empty, of the wrong type, or not valid text."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"invalid prompt: {message}")
+
+
+class UnsupportedParameterError(InputError):
+    """A provider cannot honour a parameter or an input kind; nothing is silently dropped."""
+
+    def __init__(self, provider: str, parameter: str, hint: str = "") -> None:
+        self.provider = provider
+        self.parameter = parameter
+        super().__init__(
+            f"provider {provider!r} does not support {parameter!r}"
+            + (f": {hint}" if hint else "; remove it or choose a provider that supports it.")
+        )
+
+
+class ContextLengthExceededError(InputError):
+    """The prompt plus the requested new tokens do not fit the model's context window."""
+
+    def __init__(self, prompt_tokens: int, max_tokens: int, context_length: int) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.context_length = context_length
+        super().__init__(
+            f"prompt ({prompt_tokens} tokens) + max_tokens ({max_tokens}) exceeds the model's "
+            f"context length of {context_length} tokens: shorten the prompt, lower max_tokens, "
+            "or set truncate='left' in the profile."
+        )
+
+
+class TemplateError(InputError):
+    """A prompt template is malformed or cannot be rendered."""
+
+
+class MissingVariableError(TemplateError):
+    """A template was rendered without values for some of its variables."""
+
+    def __init__(self, missing: Sequence[str], template: str = "") -> None:
+        self.missing = sorted(missing)
+        names = ", ".join(repr(name) for name in self.missing)
+        shown = f" in template {template[:60]!r}" if template else ""
+        super().__init__(f"missing template variable(s) {names}{shown}: pass them to render().")
+
+
+class UnsafeTemplateError(TemplateError):
+    """A template uses attribute access, indexing, conversions or format specs."""
+
+
+# --- environment ---------------------------------------------------------------------------
+
+
+class BackendUnavailableError(MuseError):
+    """A backend cannot run here: extra not installed, CUDA absent, or model files not found."""
+
+
+class BatchError(MuseError):
+    """Raised by :meth:`BatchResult.raise_for_errors`; carries every finished result."""
+
+    def __init__(self, results: Sequence[Any], errors: Mapping[int, BaseException]) -> None:
+        self.results = list(results)
+        self.errors = dict(errors)
+        first = min(errors)
+        super().__init__(
+            f"{len(errors)} of {len(self.results)} batch items failed (first: item {first}: "
+            f"{errors[first]}); the finished results are in .results"
+        )
+
+
+# --- provider responses --------------------------------------------------------------------
+
+
+class ProviderError(MuseError):
+    """A provider answered with an error or could not be reached."""
+
+    retryable: bool = False
+    default_status: int | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        self.provider = provider
+        self.status_code = status_code if status_code is not None else self.default_status
+        self.request_id = request_id
+        if retryable is not None:
+            self.retryable = retryable
+        details = ", ".join(
+            part
+            for part in (
+                f"provider {provider!r}" if provider else "",
+                f"status {self.status_code}" if self.status_code else "",
+                f"request id {request_id}" if request_id else "",
+            )
+            if part
+        )
+        super().__init__(f"{message} ({details})" if details else message)
+
+
+class AuthenticationError(ProviderError):
+    """The API key was rejected (401): check the key and the variable it is read from."""
+
+    default_status = 401
+
+
+class PermissionDeniedError(ProviderError):
+    """The key is valid but may not use this model or endpoint (403)."""
+
+    default_status = 403
+
+
+class BadRequestError(ProviderError):
+    """The server rejected the request as malformed (400, 422)."""
+
+    default_status = 400
+
+
+class NotFoundError(ProviderError):
+    """The model or endpoint does not exist on this server (404)."""
+
+    default_status = 404
+
+
+class RateLimitError(ProviderError):
+    """Too many requests (429); ``retry_after`` is the server's suggested wait in seconds."""
+
+    retryable = True
+    default_status = 429
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class ServerError(ProviderError):
+    """The server failed (5xx, 408, 409, or an unreadable reply); retried."""
+
+    retryable = True
+
+
+class ConnectionError(ProviderError, builtins.ConnectionError):
+    """The server could not be reached; retried."""
+
+    retryable = True
+
+
+class TimeoutError(ProviderError, builtins.TimeoutError):
+    """The server did not answer in time; retried."""
+
+    retryable = True
+
+
+class StreamInterruptedError(ProviderError):
+    """A stream failed after yielding text; ``partial`` holds every text already received."""
+
+    def __init__(self, message: str, *, partial: str, **kwargs: Any) -> None:
+        self.partial = partial
+        super().__init__(message, **kwargs)

@@ -1,0 +1,230 @@
+"""A deterministic, offline provider for tests: yours and ours.
+
+- ``fake:echo`` replies with the prompt (a chat's last message), token by token.
+- ``fake:script`` replies with ``responses`` in order (the last one repeats).
+
+Both honour ``max_tokens`` (whitespace-separated words, or single CJK characters, count as
+tokens), ``stop`` and ``n``; ``latency_s`` simulates a slow model and ``failures`` scripts errors
+for successive calls (attempts), so retry, streaming and batch code can be tested offline::
+
+    gen = muse.load("fake:script", responses=["first", "second"], failures=["rate_limit"])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Literal
+
+from pydantic import Field
+
+from muse_sdk.core.generator import Generator, Request
+from muse_sdk.core.settings import KeySettings
+from muse_sdk.core.types import Choice, GenerationResult, Prompt, StreamChunk, Usage
+from muse_sdk.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConnectionError,
+    ContextLengthExceededError,
+    InvalidConfigError,
+    NotFoundError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+    TimeoutError,
+)
+
+__all__ = ["FakeGenerator", "FakeSettings", "tokenize"]
+
+Failure = Literal[
+    "rate_limit", "server", "connection", "timeout", "auth", "bad_request", "not_found"
+]
+MODELS = ("echo", "script")
+
+_CJK = r"\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+_TOKEN = re.compile(rf"\s*(?:[{_CJK}]|[^\s{_CJK}]+)|\s+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into the fake model's tokens; ``"".join(tokenize(t)) == t``."""
+    return _TOKEN.findall(text)
+
+
+class FakeSettings(KeySettings):
+    """Settings of the fake provider."""
+
+    responses: tuple[str, ...] = ()
+    failures: tuple[Failure | None, ...] = ()
+    retry_after_s: float | None = Field(default=None, ge=0)
+    fail_stream_after: int | None = Field(default=None, ge=0)
+    latency_s: float = Field(default=0.0, ge=0)
+    chunk_latency_s: float = Field(default=0.0, ge=0)
+    context_length: int | None = Field(default=None, ge=1)
+    require_key: bool = False
+    batch_size: int = Field(default=8, ge=1)
+
+
+def _error(kind: Failure, retry_after: float | None) -> ProviderError:
+    message = f"scripted {kind} failure"
+    if kind == "rate_limit":
+        return RateLimitError(message, provider="fake", retry_after=retry_after)
+    errors: dict[str, type[ProviderError]] = {
+        "server": ServerError,
+        "connection": ConnectionError,
+        "timeout": TimeoutError,
+        "auth": AuthenticationError,
+        "bad_request": BadRequestError,
+        "not_found": NotFoundError,
+    }
+    status = {"server": 500, "connection": None, "timeout": None}.get(kind)
+    return errors[kind](message, provider="fake", status_code=status)
+
+
+def _last_text(prompt: Prompt) -> str:
+    return prompt if isinstance(prompt, str) else prompt[-1].content
+
+
+def _cut(reply: str, request: Request) -> tuple[str, str]:
+    """Apply ``stop`` and ``max_tokens`` as a real model would; return (text, finish_reason)."""
+    params = request.params
+    tokens = tokenize(reply)
+    limited = tokens if params.max_tokens is None else tokens[: params.max_tokens]
+    text = "".join(limited)
+    cuts = [i for i in (reply.find(s) for s in params.stop or ()) if i != -1 and i <= len(text)]
+    if cuts:
+        return reply[: min(cuts)], "stop"
+    return text, "length" if len(limited) < len(tokens) else "stop"
+
+
+class FakeGenerator(Generator):
+    """Deterministic offline generator; counts calls so tests can assert on them."""
+
+    provider = "fake"
+    Settings = FakeSettings
+    native_batch = False
+    settings: FakeSettings
+
+    def __init__(self, model: str, settings: FakeSettings | None = None, **kwargs: object) -> None:
+        super().__init__(model, settings, **kwargs)  # type: ignore[arg-type]
+        if model not in MODELS:
+            raise InvalidConfigError(
+                f"unknown fake model {model!r}; use one of {', '.join(MODELS)}", field="model"
+            )
+        if self.model == "script" and not self.settings.responses:
+            raise InvalidConfigError(
+                "fake:script needs a non-empty 'responses' list", field="responses"
+            )
+        if self.settings.require_key:
+            self.settings.resolve_api_key(self.provider)
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.prompts: list[Prompt] = []
+
+    # --- bookkeeping -----------------------------------------------------------------------
+
+    def _enter(self, request: Request) -> int:
+        with self._lock:
+            index = self.calls
+            self.calls += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.prompts.append(request.prompt)
+        return index
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def _check(self, index: int, request: Request) -> str:
+        """Raise the scripted failure for call ``index``, else return the full reply."""
+        s = self.settings
+        if index < len(s.failures) and (kind := s.failures[index]) is not None:
+            raise _error(kind, s.retry_after_s)
+        prompt_tokens = len(tokenize(_last_text(request.prompt)))
+        if s.context_length is not None:
+            wanted = request.params.max_tokens or 0
+            if prompt_tokens + wanted > s.context_length:
+                raise ContextLengthExceededError(prompt_tokens, wanted, s.context_length)
+        if self.model == "echo":
+            return _last_text(request.prompt)
+        return s.responses[min(self._script_index(index), len(s.responses) - 1)]
+
+    def _script_index(self, index: int) -> int:
+        """Successful calls before this one: scripted failures do not consume responses."""
+        return index - sum(1 for kind in self.settings.failures[:index] if kind is not None)
+
+    def _result(self, request: Request, reply: str) -> GenerationResult:
+        text, finish = _cut(reply, request)
+        n = request.params.n
+        usage = Usage(
+            prompt_tokens=len(tokenize(_last_text(request.prompt))),
+            completion_tokens=len(tokenize(text)) * n,
+        )
+        choices = tuple(Choice(index=i, text=text, finish_reason=finish) for i in range(n))
+        return GenerationResult(
+            choices=choices, usage=usage, provider=self.provider, model=self.model, raw=reply
+        )
+
+    def _chunks(self, result: GenerationResult) -> Iterator[StreamChunk]:
+        for choice in result.choices:
+            for token in tokenize(choice.text):
+                yield StreamChunk(text=token, index=choice.index)
+        for choice in result.choices:
+            last = choice.index == len(result.choices) - 1
+            yield StreamChunk(
+                index=choice.index,
+                finish_reason=choice.finish_reason,
+                usage=result.usage if last else None,
+            )
+
+    def _interrupt_at(self) -> int | None:
+        return self.settings.fail_stream_after
+
+    # --- the provider surface --------------------------------------------------------------
+
+    def _generate(self, request: Request) -> GenerationResult:
+        index = self._enter(request)
+        try:
+            time.sleep(self.settings.latency_s)
+            return self._result(request, self._check(index, request))
+        finally:
+            self._leave()
+
+    async def _agenerate(self, request: Request) -> GenerationResult:
+        index = self._enter(request)
+        try:
+            await asyncio.sleep(self.settings.latency_s)
+            return self._result(request, self._check(index, request))
+        finally:
+            self._leave()
+
+    def _stream(self, request: Request) -> Iterator[StreamChunk]:
+        index = self._enter(request)
+        try:
+            time.sleep(self.settings.latency_s)
+            result = self._result(request, self._check(index, request))
+            for count, chunk in enumerate(self._chunks(result)):
+                if count == self._interrupt_at():
+                    raise ConnectionError("scripted stream interruption", provider="fake")
+                time.sleep(self.settings.chunk_latency_s)
+                yield chunk
+        finally:
+            self._leave()
+
+    async def _astream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        index = self._enter(request)
+        try:
+            await asyncio.sleep(self.settings.latency_s)
+            result = self._result(request, self._check(index, request))
+            for count, chunk in enumerate(self._chunks(result)):
+                if count == self._interrupt_at():
+                    raise ConnectionError("scripted stream interruption", provider="fake")
+                await asyncio.sleep(self.settings.chunk_latency_s)
+                yield chunk
+        finally:
+            self._leave()

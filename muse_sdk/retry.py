@@ -1,0 +1,158 @@
+"""The one retry policy every provider shares, built from tenacity's composable pieces.
+
+Only errors marked ``retryable`` (429, 408, 409, 5xx, connection errors, timeouts) are retried;
+waits are exponential with full jitter, a server's ``Retry-After`` is honoured, and an overall
+deadline bounds the whole call, waits included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+)
+from tenacity.stop import stop_base
+
+from muse_sdk.errors import ProviderError, RateLimitError
+
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "RetryPolicy", "RetrySettings", "is_retryable"]
+
+T = TypeVar("T")
+logger = logging.getLogger("muse_sdk.retry")
+
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_INITIAL_WAIT_S = 0.5
+DEFAULT_MULTIPLIER = 2.0
+DEFAULT_MAX_WAIT_S = 8.0
+
+
+class RetrySettings(BaseModel):
+    """The ``retry`` table of a profile."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
+    initial_wait_s: float = Field(default=DEFAULT_INITIAL_WAIT_S, ge=0)
+    multiplier: float = Field(default=DEFAULT_MULTIPLIER, ge=1)
+    max_wait_s: float = Field(default=DEFAULT_MAX_WAIT_S, ge=0)
+    deadline_s: float | None = Field(default=None, gt=0)
+    jitter: bool = True
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Tell whether a later attempt may fix this error (a retryable provider error)."""
+    return isinstance(exc, ProviderError) and exc.retryable
+
+
+class RetryPolicy:
+    """Retry a call on retryable provider errors.
+
+    ``sleep`` / ``async_sleep`` can be injected so that tests never really wait.
+    ``result, attempts = policy.call(fn)`` runs ``fn`` until it succeeds or the policy gives up,
+    re-raising the last error.
+    """
+
+    def __init__(
+        self,
+        settings: RetrySettings | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        **overrides: Any,
+    ) -> None:
+        base = settings or RetrySettings()
+        self.settings = base.model_copy(update=overrides) if overrides else base
+        if overrides:
+            self.settings = RetrySettings.model_validate(self.settings.model_dump())
+        self._sleep = sleep
+        self._async_sleep = async_sleep
+
+    @classmethod
+    def coerce(
+        cls, value: RetryPolicy | RetrySettings | dict[str, Any] | int | None
+    ) -> RetryPolicy:
+        """Build a policy from a policy, settings, a ``retry`` table or a max-attempts count."""
+        if isinstance(value, RetryPolicy):
+            return value
+        if isinstance(value, RetrySettings):
+            return cls(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls(RetrySettings(max_attempts=value))
+        return cls(RetrySettings.model_validate(value or {}))
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"RetryPolicy(max_attempts={s.max_attempts}, deadline_s={s.deadline_s})"
+
+    def wait_s(self, state: RetryCallState) -> float:
+        """Seconds to wait before the next attempt: ``Retry-After`` or jittered backoff."""
+        s = self.settings
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            return max(0.0, exc.retry_after)
+        ceiling = min(s.max_wait_s, s.initial_wait_s * s.multiplier ** (state.attempt_number - 1))
+        return random.uniform(0, ceiling) if s.jitter else ceiling
+
+    def _stop(self, deadline_s: float | None) -> stop_base:
+        stop: stop_base = stop_after_attempt(self.settings.max_attempts)
+        deadline = min(
+            (d for d in (deadline_s, self.settings.deadline_s) if d is not None), default=None
+        )
+        if deadline is not None:
+            stop = stop | stop_before_delay(deadline)
+        return stop
+
+    def _options(self, deadline_s: float | None) -> dict[str, Any]:
+        return {
+            "stop": self._stop(deadline_s),
+            "wait": self.wait_s,
+            "retry": retry_if_exception(is_retryable),
+            "before_sleep": self._log_retry,
+            "reraise": True,
+        }
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        logger.warning(
+            "attempt %d/%d failed (%s: %s); retrying in %.2fs",
+            state.attempt_number,
+            self.settings.max_attempts,
+            type(exc).__name__,
+            exc,
+            wait,
+        )
+
+    def call(self, fn: Callable[[], T], *, deadline_s: float | None = None) -> tuple[T, int]:
+        """Run ``fn`` with retries; return its result and the number of attempts made."""
+        retrying = Retrying(sleep=self._sleep, **self._options(deadline_s))
+        for attempt in retrying:
+            with attempt:
+                result = fn()
+            if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+                return result, attempt.retry_state.attempt_number
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def acall(
+        self, fn: Callable[[], Awaitable[T]], *, deadline_s: float | None = None
+    ) -> tuple[T, int]:
+        """Async twin of :meth:`call`."""
+        retrying = AsyncRetrying(sleep=self._async_sleep, **self._options(deadline_s))
+        async for attempt in retrying:
+            with attempt:
+                result = await fn()
+            if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+                return result, attempt.retry_state.attempt_number
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
