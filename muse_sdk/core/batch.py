@@ -217,6 +217,12 @@ async def run_batch_async(
 
     with _progress(len(items), progress) as bar:
         _finish(items, [(i, e) for i, e in enumerate(items) if e is not None], bar)
-        for next_done in asyncio.as_completed([bounded(unit) for unit in units]):
-            _finish(items, await next_done, bar)
+        # Tasks are created in input order so that the FIFO semaphore starts them in that order.
+        tasks = [asyncio.ensure_future(bounded(unit)) for unit in units]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                _finish(items, await next_done, bar)
+        finally:
+            for task in tasks:  # on cancellation, leave nothing running behind the caller
+                task.cancel()
     return _done(items)

@@ -181,7 +181,11 @@ class GenerationParams(_Frozen):
 
     def explicit(self) -> dict[str, Any]:
         """The parameters that were set, as a plain dict."""
-        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+        return {
+            name: value
+            for name in self.model_fields_set
+            if (value := getattr(self, name)) is not None
+        }
 
 
 def _first_error(exc: ValidationError) -> str:

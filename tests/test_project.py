@@ -1,0 +1,80 @@
+"""The project's own contract: README commands, CI, lint, types, examples and README code."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BIN = Path(sys.executable).parent
+
+
+def _bash_blocks(text: str) -> list[str]:
+    return re.findall(r"```bash\n(.*?)\n```", text, flags=re.S)
+
+
+def test_readme_has_the_two_commands_and_ci_runs_the_test_one() -> None:
+    setup, tests = _bash_blocks(README)[:2]
+    assert "muse generate" in setup and "pytest" in tests
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert tests.strip() in ci.splitlines(), "the CI must run README's test command verbatim"
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: install the 'dev' extra")
+    return found
+
+
+def test_ruff_check_and_format() -> None:
+    for args in (["check", "."], ["format", "--check", "."]):
+        run = subprocess.run([_tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_mypy_strict() -> None:
+    run = subprocess.run(
+        [_tool("mypy"), "--strict", "muse_sdk"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _run_python(
+    args: list[str], cwd: Path, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_runs(example: Path, tmp_path: Path) -> None:
+    run = _run_python([str(example)], cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.strip(), "an example should show its result"
+
+
+def test_readme_python_blocks_run(tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)\n```", README, flags=re.S)
+    assert blocks
+    for block in blocks:
+        script = tmp_path / "block.py"
+        script.write_text(block, encoding="utf-8")
+        run = _run_python([str(script)], cwd=tmp_path)
+        assert run.returncode == 0, f"README block failed:\n{block}\n{run.stdout}{run.stderr}"
