@@ -238,6 +238,8 @@ class ProviderError(MuseError):
 
     retryable: bool = False
     default_status: int | None = None
+    #: How many attempts the retry policy made before giving up with this error.
+    attempts: int = 1
 
     def __init__(
         self,

@@ -138,11 +138,17 @@ class RetryPolicy:
     def call(self, fn: Callable[[], T], *, deadline_s: float | None = None) -> tuple[T, int]:
         """Run ``fn`` with retries; return its result and the number of attempts made."""
         retrying = Retrying(sleep=self._sleep, **self._options(deadline_s))
-        for attempt in retrying:
-            with attempt:
-                result = fn()
-            if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
-                return result, attempt.retry_state.attempt_number
+        attempts = 0
+        try:
+            for attempt in retrying:
+                attempts = attempt.retry_state.attempt_number
+                with attempt:
+                    result = fn()
+                if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+                    return result, attempts
+        except ProviderError as exc:
+            exc.attempts = attempts
+            raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def acall(
@@ -150,9 +156,15 @@ class RetryPolicy:
     ) -> tuple[T, int]:
         """Async twin of :meth:`call`."""
         retrying = AsyncRetrying(sleep=self._async_sleep, **self._options(deadline_s))
-        async for attempt in retrying:
-            with attempt:
-                result = await fn()
-            if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
-                return result, attempt.retry_state.attempt_number
+        attempts = 0
+        try:
+            async for attempt in retrying:
+                attempts = attempt.retry_state.attempt_number
+                with attempt:
+                    result = await fn()
+                if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+                    return result, attempts
+        except ProviderError as exc:
+            exc.attempts = attempts
+            raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover

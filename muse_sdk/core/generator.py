@@ -250,6 +250,6 @@ class Generator:
 
 
 def _finish(result: GenerationResult, start: float, attempts: int) -> GenerationResult:
-    return result.model_copy(
-        update={"latency_s": time.perf_counter() - start, "attempts": attempts}
-    )
+    # A result may already count attempts made below this call (a fallback chain's members).
+    total = attempts + result.attempts - 1
+    return result.model_copy(update={"latency_s": time.perf_counter() - start, "attempts": total})

@@ -1,0 +1,127 @@
+"""Fallbacks: the next generator answers only when the previous one gave up on a retryable error."""
+
+from __future__ import annotations
+
+import pytest
+
+import muse_sdk as muse
+from muse_sdk.fallback import FallbackGenerator
+from muse_sdk.providers.fake import FakeGenerator
+
+
+async def _no_wait(_seconds: float) -> None:
+    return None
+
+
+def policy(attempts: int = 3) -> muse.RetryPolicy:
+    return muse.RetryPolicy(sleep=lambda _s: None, async_sleep=_no_wait, max_attempts=attempts)
+
+
+def chain(failures: list[str]) -> tuple[FallbackGenerator, FakeGenerator, FakeGenerator]:
+    primary = muse.load("fake:script", responses=["primary"], failures=failures, retry=policy())
+    backup = muse.load("fake:script", responses=["backup"], retry=policy())
+    gen = FallbackGenerator([primary, backup])
+    assert isinstance(primary, FakeGenerator) and isinstance(backup, FakeGenerator)
+    return gen, primary, backup
+
+
+def test_primary_answers_when_healthy() -> None:
+    gen, primary, backup = chain([])
+    assert gen.generate("x").text == "primary"
+    assert (primary.calls, backup.calls) == (1, 0)
+
+
+def test_falls_back_after_retries_exhausted() -> None:
+    gen, primary, backup = chain(["server"] * 3)
+    result = gen.generate("x")
+    assert (result.text, result.provider) == ("backup", "fake")
+    assert (primary.calls, backup.calls) == (3, 1)
+    assert result.attempts == 4  # three failed attempts on the primary, one on the backup
+
+
+async def test_async_falls_back() -> None:
+    gen, primary, backup = chain(["connection"] * 3)
+    assert (await gen.agenerate("x")).text == "backup"
+    assert (primary.calls, backup.calls) == (3, 1)
+
+
+@pytest.mark.parametrize("kind", ["auth", "bad_request", "not_found"])
+def test_non_retryable_errors_do_not_fall_through(kind: str) -> None:
+    gen, primary, backup = chain([kind])
+    with pytest.raises(muse.ProviderError):
+        gen.generate("x")
+    assert (primary.calls, backup.calls) == (1, 0)
+
+
+def test_last_error_raised_when_all_fail() -> None:
+    primary = muse.load("fake:echo", failures=["server"] * 3, retry=policy())
+    backup = muse.load("fake:echo", failures=["rate_limit"] * 3, retry=policy())
+    with pytest.raises(muse.RateLimitError):
+        FallbackGenerator([primary, backup]).generate("x")
+
+
+def test_stream_falls_back_before_first_chunk_only() -> None:
+    gen, primary, backup = chain(["server"] * 3)
+    assert "".join(c.text for c in gen.stream("x")) == "backup"
+    primary = muse.load("fake:echo", fail_stream_after=1, retry=policy())
+    backup = muse.load("fake:echo", retry=policy())
+    with pytest.raises(muse.StreamInterruptedError) as info:
+        list(FallbackGenerator([primary, backup]).stream("one two three"))
+    assert info.value.partial == "one"
+    assert backup.calls == 0  # type: ignore[attr-defined]
+
+
+async def test_astream_falls_back() -> None:
+    gen, _, backup = chain(["timeout"] * 3)
+    assert "".join([c.text async for c in gen.astream("x")]) == "backup"
+    assert backup.calls == 1
+
+
+def test_batch_through_fallback_counts() -> None:
+    gen, _primary, _backup = chain(["server"] * 3)
+    results = gen.batch(["a", "b"], max_concurrency=1)
+    assert results.texts == ["backup", "primary"]
+    assert results.retried == 1 and results.ok
+
+
+def test_bad_params_fail_before_any_call() -> None:
+    gen, primary, _backup = chain([])
+    with pytest.raises(muse.InvalidParameterError):
+        gen.generate("x", temperature=5)
+    assert primary.calls == 0
+
+
+def test_profile_fallbacks_from_config() -> None:
+    config = {
+        "default": "main",
+        "profiles": {
+            "main": {
+                "provider": "fake",
+                "model": "script",
+                "responses": ["main"],
+                "failures": ["server"],
+                "retry": {"max_attempts": 1},
+                "fallbacks": ["backup", "fake:echo"],
+            },
+            "backup": {"provider": "fake", "model": "script", "responses": ["from backup"]},
+        },
+    }
+    gen = muse.load(config=config)
+    assert isinstance(gen, FallbackGenerator)
+    assert [g.name for g in gen.generators] == ["main", "backup", "fake:echo"]
+    assert gen.generate("x").text == "from backup"
+    assert "fake:script -> fake:script -> fake:echo" in repr(gen)
+
+
+def test_fallbacks_override_in_code() -> None:
+    backup = muse.load("fake:script", responses=["b"])
+    gen = muse.load("fake:echo", failures=["server"], retry=1, fallbacks=[backup])
+    assert gen.generate("x").text == "b"
+    gen = muse.load("fake:echo", failures=["server"], retry=1, fallbacks="fake:echo")
+    assert isinstance(gen, FallbackGenerator) and gen.generate("y").text == "y"
+    assert muse.load("fake:echo", fallbacks=[]).provider == "fake"
+
+
+def test_needs_two_generators() -> None:
+    with pytest.raises(muse.InvalidConfigError):
+        FallbackGenerator([muse.load("fake:echo")])
