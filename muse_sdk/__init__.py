@@ -12,6 +12,7 @@ transformers or openai.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from muse_sdk._version import __version__
@@ -63,6 +64,9 @@ if TYPE_CHECKING:
     from muse_sdk.loader import build, load
     from muse_sdk.registry import provider_names, register
     from muse_sdk.retry import RetryPolicy, RetrySettings
+
+# A library logs, the application decides where logs go (retries are logged at INFO).
+logging.getLogger("muse_sdk").addHandler(logging.NullHandler())
 
 _ERRORS = [
     "AuthenticationError",

@@ -34,7 +34,7 @@ class _CallParams(CallOptions):
 def _should_fall_back(exc: BaseException, gen: Generator, position: int, total: int) -> bool:
     if not (isinstance(exc, ProviderError) and exc.retryable) or position == total - 1:
         return False
-    logger.warning("%s gave up (%s: %s); falling back", gen.name, type(exc).__name__, exc)
+    logger.info("%s gave up (%s: %s); falling back", gen.name, type(exc).__name__, exc)
     return True
 
 

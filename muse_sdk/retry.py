@@ -126,7 +126,7 @@ class RetryPolicy:
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        logger.warning(
+        logger.info(
             "attempt %d/%d failed (%s: %s); retrying in %.2fs",
             state.attempt_number,
             self.settings.max_attempts,
