@@ -61,9 +61,19 @@ if TYPE_CHECKING:
         UnsafeTemplateError,
         UnsupportedParameterError,
     )
+    from muse_sdk.fallback import FallbackGenerator
     from muse_sdk.loader import build, load
     from muse_sdk.registry import provider_names, register
     from muse_sdk.retry import RetryPolicy, RetrySettings
+    from muse_sdk.templates import (
+        ChatTemplate,
+        CodeGenerationTemplate,
+        CodeResult,
+        FewShotTemplate,
+        PromptTemplate,
+        extract_code,
+        load_templates,
+    )
 
 # A library logs, the application decides where logs go (retries are logged at INFO).
 logging.getLogger("muse_sdk").addHandler(logging.NullHandler())
@@ -110,6 +120,15 @@ _CORE = [
     "Timeout",
     "Usage",
 ]
+_TEMPLATES = [
+    "ChatTemplate",
+    "CodeGenerationTemplate",
+    "CodeResult",
+    "FewShotTemplate",
+    "PromptTemplate",
+    "extract_code",
+    "load_templates",
+]
 
 #: public name -> module that defines it; imported on first attribute access.
 _LAZY: dict[str, str] = {
@@ -123,6 +142,8 @@ _LAZY: dict[str, str] = {
     "register": "muse_sdk.registry",
     "RetryPolicy": "muse_sdk.retry",
     "RetrySettings": "muse_sdk.retry",
+    "FallbackGenerator": "muse_sdk.fallback",
+    **dict.fromkeys(_TEMPLATES, "muse_sdk.templates"),
 }
 
 __all__ = [
@@ -132,11 +153,16 @@ __all__ = [
     "BatchError",
     "BatchResult",
     "CallOptions",
+    "ChatTemplate",
     "Choice",
+    "CodeGenerationTemplate",
+    "CodeResult",
     "Config",
     "ConfigError",
     "ConnectionError",
     "ContextLengthExceededError",
+    "FallbackGenerator",
+    "FewShotTemplate",
     "GenerationParams",
     "GenerationResult",
     "Generator",
@@ -152,6 +178,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "Profile",
+    "PromptTemplate",
     "ProviderError",
     "ProviderSettings",
     "RateLimitError",
@@ -170,7 +197,9 @@ __all__ = [
     "Usage",
     "__version__",
     "build",
+    "extract_code",
     "load",
+    "load_templates",
     "provider_names",
     "register",
 ]
