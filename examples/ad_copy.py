@@ -4,7 +4,7 @@ python examples/ad_copy.py                   # the fake provider, scripted copy
 python examples/ad_copy.py local:muse-tiny   # any "provider:model"
 """
 
-# ruff: noqa: RUF001 -- the Chinese text uses full-width punctuation on purpose
+
 
 import sys
 

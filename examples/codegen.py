@@ -9,7 +9,7 @@ Offline, the first scripted reply does not parse, so the template re-asks once w
 error (repair_attempts=1) and the second reply is used.
 """
 
-# ruff: noqa: RUF001 -- the Chinese text uses full-width punctuation on purpose
+
 
 import argparse
 

@@ -4,7 +4,7 @@ python examples/poem_zh.py                   # the fake provider, a scripted poe
 python examples/poem_zh.py local:muse-tiny   # any "provider:model"
 """
 
-# ruff: noqa: RUF001 -- the Chinese text uses full-width punctuation on purpose
+
 
 import sys
 

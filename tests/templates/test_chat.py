@@ -1,6 +1,6 @@
 """ChatTemplate and FewShotTemplate."""
 
-# ruff: noqa: RUF001 -- the Chinese text uses full-width punctuation on purpose
+
 
 from __future__ import annotations
 

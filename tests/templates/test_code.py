@@ -1,6 +1,6 @@
 """CodeGenerationTemplate: prompts (en, zh, the seed's), parse, run and repair."""
 
-# ruff: noqa: RUF001 -- the Chinese text uses full-width punctuation on purpose
+
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The code-extraction contract (docs/templates.md, rules 1-6), one table per rule."""
 
-# ruff: noqa: RUF001 -- the Chinese text uses full-width punctuation on purpose
+
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """PromptTemplate: safe by construction, strict rendering, partials, files and run()."""
 
-# ruff: noqa: RUF001 -- the Chinese text uses full-width punctuation on purpose
+
 
 from __future__ import annotations
 
