@@ -4,8 +4,6 @@ python examples/ad_copy.py                   # the fake provider, scripted copy
 python examples/ad_copy.py local:muse-tiny   # any "provider:model"
 """
 
-
-
 import sys
 
 import muse_sdk as muse

@@ -9,8 +9,6 @@ Offline, the first scripted reply does not parse, so the template re-asks once w
 error (repair_attempts=1) and the second reply is used.
 """
 
-
-
 import argparse
 
 import muse_sdk as muse

@@ -4,8 +4,6 @@ python examples/poem_zh.py                   # the fake provider, a scripted poe
 python examples/poem_zh.py local:muse-tiny   # any "provider:model"
 """
 
-
-
 import sys
 
 import muse_sdk as muse

@@ -1,7 +1,5 @@
 """ChatTemplate and FewShotTemplate."""
 
-
-
 from __future__ import annotations
 
 import pytest

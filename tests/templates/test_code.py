@@ -1,7 +1,5 @@
 """CodeGenerationTemplate: prompts (en, zh, the seed's), parse, run and repair."""
 
-
-
 from __future__ import annotations
 
 import subprocess

@@ -1,7 +1,5 @@
 """The code-extraction contract (docs/templates.md, rules 1-6), one table per rule."""
 
-
-
 from __future__ import annotations
 
 import pytest

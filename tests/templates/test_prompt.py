@@ -1,7 +1,5 @@
 """PromptTemplate: safe by construction, strict rendering, partials, files and run()."""
 
-
-
 from __future__ import annotations
 
 import pytest
