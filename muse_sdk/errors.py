@@ -181,14 +181,17 @@ class UnsupportedParameterError(InputError):
 class ContextLengthExceededError(InputError):
     """The prompt plus the requested new tokens do not fit the model's context window."""
 
-    def __init__(self, prompt_tokens: int, max_tokens: int, context_length: int) -> None:
+    def __init__(
+        self, prompt_tokens: int, max_tokens: int, context_length: int, *, hint: str = ""
+    ) -> None:
         self.prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
         self.context_length = context_length
         super().__init__(
             f"prompt ({prompt_tokens} tokens) + max_tokens ({max_tokens}) exceeds the model's "
-            f"context length of {context_length} tokens: shorten the prompt, lower max_tokens, "
-            "or set truncate='left' in the profile."
+            f"context length of {context_length} tokens: shorten the prompt or lower max_tokens"
+            + (f", or {hint}" if hint else "")
+            + "."
         )
 
 

@@ -107,11 +107,8 @@ class RetryPolicy:
 
     def _stop(self, deadline_s: float | None) -> stop_base:
         stop: stop_base = stop_after_attempt(self.settings.max_attempts)
-        deadline = min(
-            (d for d in (deadline_s, self.settings.deadline_s) if d is not None), default=None
-        )
-        if deadline is not None:
-            stop = stop | stop_before_delay(deadline)
+        if deadline_s is not None:
+            stop = stop | stop_before_delay(deadline_s)
         return stop
 
     def _options(self, deadline_s: float | None) -> dict[str, Any]:
@@ -135,16 +132,36 @@ class RetryPolicy:
             wait,
         )
 
+    def _deadline(self, deadline_s: float | None, spent_s: float) -> float | None:
+        deadline = min(
+            (d for d in (deadline_s, self.settings.deadline_s) if d is not None), default=None
+        )
+        return None if deadline is None else max(deadline - spent_s, 1e-9)
+
     def call(self, fn: Callable[[], T], *, deadline_s: float | None = None) -> tuple[T, int]:
         """Run ``fn`` with retries; return its result and the number of attempts made."""
-        retrying = Retrying(sleep=self._sleep, **self._options(deadline_s))
+        start = time.monotonic()
+        try:  # the first attempt runs bare: most calls succeed, and tenacity costs ~10 us
+            return fn(), 1
+        except ProviderError as exc:
+            if not exc.retryable or self.settings.max_attempts == 1:
+                raise
+            first_failure: list[BaseException] = [exc]
+
+        def attempt() -> T:
+            if first_failure:  # replay the first failure so that tenacity waits and counts it
+                raise first_failure.pop()
+            return fn()
+
+        deadline = self._deadline(deadline_s, time.monotonic() - start)
+        retrying = Retrying(sleep=self._sleep, **self._options(deadline))
         attempts = 0
         try:
-            for attempt in retrying:
-                attempts = attempt.retry_state.attempt_number
-                with attempt:
-                    result = fn()
-                if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+            for state in retrying:
+                attempts = state.retry_state.attempt_number
+                with state:
+                    result = attempt()
+                if not state.retry_state.outcome or not state.retry_state.outcome.failed:
                     return result, attempts
         except ProviderError as exc:
             exc.attempts = attempts
@@ -155,14 +172,28 @@ class RetryPolicy:
         self, fn: Callable[[], Awaitable[T]], *, deadline_s: float | None = None
     ) -> tuple[T, int]:
         """Async twin of :meth:`call`."""
-        retrying = AsyncRetrying(sleep=self._async_sleep, **self._options(deadline_s))
+        start = time.monotonic()
+        try:
+            return await fn(), 1
+        except ProviderError as exc:
+            if not exc.retryable or self.settings.max_attempts == 1:
+                raise
+            first_failure: list[BaseException] = [exc]
+
+        async def attempt() -> T:
+            if first_failure:
+                raise first_failure.pop()
+            return await fn()
+
+        deadline = self._deadline(deadline_s, time.monotonic() - start)
+        retrying = AsyncRetrying(sleep=self._async_sleep, **self._options(deadline))
         attempts = 0
         try:
-            async for attempt in retrying:
-                attempts = attempt.retry_state.attempt_number
-                with attempt:
-                    result = await fn()
-                if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+            async for state in retrying:
+                attempts = state.retry_state.attempt_number
+                with state:
+                    result = await attempt()
+                if not state.retry_state.outcome or not state.retry_state.outcome.failed:
                     return result, attempts
         except ProviderError as exc:
             exc.attempts = attempts

@@ -23,7 +23,11 @@ def test_import_is_light() -> None:
 
 
 def test_loading_config_and_fake_provider_stays_light() -> None:
-    code = "import muse_sdk as muse\nmuse.load('fake:echo').generate('hi')\n"
+    code = (
+        "import muse_sdk as muse\n"
+        "muse.load('fake:echo').generate('hi')\n"
+        "muse.Profile.from_table({'provider': 'openai', 'model': 'gpt-4o-mini', 'api_key': 'k'})\n"
+    )
     assert _modules_after(code) == []
 
 

@@ -13,6 +13,7 @@ safety and batching. A provider implements a small protected surface:
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -145,6 +146,8 @@ class Generator:
 
         from muse_sdk.core.types import params_error
 
+        if not own:  # the common case: no provider-only options, and the model is immutable
+            return _default_options(self.Options)
         try:
             return self.Options.model_validate(own)
         except ValidationError as exc:
@@ -247,6 +250,11 @@ class Generator:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+@functools.cache
+def _default_options(options: type[CallOptions]) -> CallOptions:
+    return options()
 
 
 def _finish(result: GenerationResult, start: float, attempts: int) -> GenerationResult:

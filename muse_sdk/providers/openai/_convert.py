@@ -1,0 +1,216 @@
+"""Pure conversions between muse_sdk requests/results and the OpenAI wire format.
+
+Shared by the sync and async paths, so both send the same JSON and read replies the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from muse_sdk.core.types import Choice, GenerationResult, StreamChunk, Timeout, Usage
+from muse_sdk.providers.openai._errors import MalformedReplyError
+from muse_sdk.providers.openai._settings import Api, OpenAIOptions, OpenAISettings
+
+if TYPE_CHECKING:
+    import openai
+
+    from muse_sdk.core.generator import Request
+
+__all__ = ["ChunkAssembler", "create_kwargs", "to_result"]
+
+_PLAIN_OPTIONS = (
+    "user",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "suffix",
+    "echo",
+    "best_of",
+    "response_format",
+)
+
+
+def create_kwargs(
+    request: Request, model: str, api: Api, settings: OpenAISettings, *, stream: bool
+) -> dict[str, Any]:
+    """The keyword arguments of ``completions.create`` / ``chat.completions.create``."""
+    kwargs: dict[str, Any] = {"model": model}
+    if api == "chat":
+        kwargs["messages"] = _messages(request)
+    else:
+        kwargs["prompt"] = request.prompt
+    _add_params(kwargs, request, api, settings)
+    assert isinstance(request.options, OpenAIOptions)
+    _add_options(kwargs, request.options, api, settings)
+    if stream:
+        kwargs["stream"] = True
+        if settings.stream_usage:
+            kwargs["stream_options"] = {"include_usage": True}
+    return kwargs
+
+
+def _messages(request: Request) -> list[dict[str, str]]:
+    prompt = request.prompt
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": m.role, "content": m.content} for m in prompt]
+
+
+def _add_params(
+    kwargs: dict[str, Any], request: Request, api: Api, settings: OpenAISettings
+) -> None:
+    # Attribute reads, not params.explicit(): this runs on every request.
+    p = request.params
+    if p.max_tokens is not None:
+        key = settings.max_tokens_param if api == "chat" else "max_tokens"
+        kwargs[key] = p.max_tokens
+    if p.temperature is not None:
+        kwargs["temperature"] = p.temperature
+    if p.top_p is not None:
+        kwargs["top_p"] = p.top_p
+    if p.n != 1:
+        kwargs["n"] = p.n
+    if p.stop is not None:
+        kwargs["stop"] = list(p.stop)
+    if p.seed is not None:
+        kwargs["seed"] = p.seed
+    if p.timeout is not None:
+        kwargs["timeout"] = http_timeout(p.timeout)
+
+
+def _add_options(
+    kwargs: dict[str, Any], options: OpenAIOptions, api: Api, settings: OpenAISettings
+) -> None:
+    for name in _PLAIN_OPTIONS:
+        value = getattr(options, name)
+        if value is not None:
+            kwargs[name] = value
+    if options.logprobs is not None:
+        if api == "chat":
+            kwargs.update(logprobs=True, top_logprobs=options.logprobs)
+        else:
+            kwargs["logprobs"] = options.logprobs
+    if settings.extra_body or options.extra_body:
+        kwargs["extra_body"] = {**(settings.extra_body or {}), **(options.extra_body or {})}
+    if options.extra_headers:
+        kwargs["extra_headers"] = dict(options.extra_headers)
+
+
+@lru_cache(maxsize=64)
+def http_timeout(timeout: Timeout) -> openai.Timeout:
+    """Per-attempt HTTP timeouts; ``total`` also caps each phase, as no attempt may outlast it."""
+    import openai
+
+    def capped(phase: float | None) -> float | None:
+        limits = [t for t in (phase, timeout.total) if t is not None]
+        return min(limits) if limits else None
+
+    read = capped(timeout.read)
+    return openai.Timeout(read, connect=capped(timeout.connect))
+
+
+# --- replies ------------------------------------------------------------------------------
+
+
+def _choices(reply: object) -> Sequence[Any]:
+    choices = getattr(reply, "choices", None)
+    if not isinstance(choices, list):
+        raise MalformedReplyError(f"expected a completion object, got {type(reply).__name__}")
+    return choices
+
+
+def _choice_text(choice: Any, api: Api) -> str:
+    if api == "chat":
+        holder = getattr(choice, "message", None) or getattr(choice, "delta", None)
+        if holder is None:
+            raise MalformedReplyError("a chat choice without 'message' or 'delta'")
+        text = getattr(holder, "content", None)
+    else:
+        text = getattr(choice, "text", None)
+    if text is not None and not isinstance(text, str):
+        raise MalformedReplyError(f"choice text is {type(text).__name__}, not a string")
+    return text or ""
+
+
+def _index(choice: Any) -> int:
+    index = getattr(choice, "index", 0)
+    if not isinstance(index, int):
+        raise MalformedReplyError(f"choice index is {type(index).__name__}, not an integer")
+    return index
+
+
+def _finish(choice: Any) -> str | None:
+    finish = getattr(choice, "finish_reason", None)
+    return finish if isinstance(finish, str) else None
+
+
+def _usage(reply: object) -> Usage | None:
+    usage = getattr(reply, "usage", None)
+    if usage is None:
+        return None
+    return Usage(
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+    )
+
+
+def to_result(reply: object, api: Api, model: str, provider: str) -> GenerationResult:
+    """A :class:`GenerationResult` from a ``Completion`` or ``ChatCompletion``."""
+    choices = sorted(
+        (
+            Choice(index=_index(c), text=_choice_text(c, api), finish_reason=_finish(c))
+            for c in _choices(reply)
+        ),
+        key=lambda c: c.index,
+    )
+    return GenerationResult(
+        choices=tuple(choices),
+        usage=_usage(reply) or Usage(),
+        provider=provider,
+        model=getattr(reply, "model", None) or model,
+        id=getattr(reply, "id", None),
+        raw=reply,
+    )
+
+
+class ChunkAssembler:
+    """Turns stream events into :class:`StreamChunk`s.
+
+    OpenAI sends usage in a trailing event with no choices (other servers may repeat it on every
+    event: the last one wins). So that the last chunk carries usage and still carries its
+    finish reason, the latest chunk with a finish reason is held back until the next one.
+    """
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self._held: StreamChunk | None = None
+        self._usage: Usage | None = None
+
+    def feed(self, event: object) -> list[StreamChunk]:
+        """The chunks to yield for one event."""
+        out: list[StreamChunk] = []
+        for choice in _choices(event):
+            text = _choice_text(choice, self.api)
+            finish = _finish(choice)
+            if not text and finish is None:
+                continue  # e.g. chat's first delta, which carries only the role
+            if self._held is not None:
+                out.append(self._held)
+                self._held = None
+            chunk = StreamChunk(text=text, index=_index(choice), finish_reason=finish)
+            if finish is None:
+                out.append(chunk)
+            else:
+                self._held = chunk
+        self._usage = _usage(event) or self._usage
+        return out
+
+    def finish(self) -> list[StreamChunk]:
+        """The held chunk, now carrying the usage, when the stream ends."""
+        held, usage = self._held, self._usage
+        self._held = self._usage = None
+        if held is None:
+            return [StreamChunk(usage=usage)] if usage is not None else []
+        return [held.model_copy(update={"usage": usage}) if usage is not None else held]

@@ -1,0 +1,247 @@
+"""``OpenAIGenerator``: the official ``openai`` client behind the Generator contract."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+
+from muse_sdk.core.generator import Generator, Request
+from muse_sdk.core.types import GenerationResult, StreamChunk
+from muse_sdk.errors import UnsupportedParameterError
+from muse_sdk.providers.openai._convert import ChunkAssembler, create_kwargs, to_result
+from muse_sdk.providers.openai._errors import ErrorMap
+from muse_sdk.providers.openai._settings import (
+    CHAT_ONLY_OPTIONS,
+    COMPLETIONS_ONLY_OPTIONS,
+    PASSTHROUGH_ONLY,
+    OpenAIOptions,
+    OpenAISettings,
+    pick_api,
+)
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = ["OpenAIGenerator"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# The openai client insists on a key; for keyless servers it gets this one and every request
+# omits the Authorization header, so nothing is sent.
+_KEYLESS_PLACEHOLDER = "no-key"
+
+
+class OpenAIGenerator(Generator):
+    """The OpenAI API or any OpenAI-compatible server, via the completions or chat endpoint.
+
+    One sync and one async client per generator, created on first use and reused (keep-alive);
+    their own retries are off, so :class:`~muse_sdk.retry.RetryPolicy` is the only retrier.
+    """
+
+    provider = "openai"
+    Settings = OpenAISettings
+    Options = OpenAIOptions
+    settings: OpenAISettings
+
+    def __init__(self, model: str, settings: OpenAISettings | None = None, **kwargs: Any) -> None:
+        super().__init__(model, settings, **kwargs)
+        # Resolving now makes a missing key fail at muse.load(), not at the first request.
+        key = self.settings.resolve_api_key(self.provider)
+        self.api = pick_api(model, self.settings.api)
+        self._keyless = key is None
+        self._errors = ErrorMap(self.provider, _display_url(self.settings.base_url), [key])
+        self._lock = threading.Lock()
+        self._sync: openai.OpenAI | None = None
+        self._async: tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI] | None = None
+
+    def __repr__(self) -> str:
+        return f"<OpenAIGenerator openai:{self.model} api={self.api}>"
+
+    # --- clients ---------------------------------------------------------------------------
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "api_key": s.resolve_api_key(self.provider) or _KEYLESS_PLACEHOLDER,
+            "base_url": s.base_url,
+            "organization": s.organization,
+            "project": s.project,
+            "default_headers": s.default_headers,
+            "max_retries": 0,
+        }
+
+    def _client(self) -> openai.OpenAI:
+        client = self._sync
+        if client is None:
+            with self._lock:
+                if self._sync is None:
+                    import openai
+
+                    self._sync = openai.OpenAI(**self._client_kwargs())
+                client = self._sync
+        return client
+
+    def _aclient(self) -> openai.AsyncOpenAI:
+        # An async client's connections belong to one event loop; a new loop (a second
+        # asyncio.run()) gets a new client instead of connections bound to a closed loop.
+        loop = asyncio.get_running_loop()
+        current = self._async
+        if current is None or current[0] is not loop:
+            import openai
+
+            current = (loop, openai.AsyncOpenAI(**self._client_kwargs()))
+            self._async = current
+        return current[1]
+
+    def close(self) -> None:
+        """Close the sync client's connections (``aclose()`` closes the async one too)."""
+        with self._lock:
+            client, self._sync = self._sync, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close both clients."""
+        self.close()
+        current, self._async = self._async, None
+        if current is not None and current[0] is asyncio.get_running_loop():
+            await current[1].close()
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _check_request(self, request: Request) -> None:
+        super()._check_request(request)
+        params = request.params
+        for name in sorted(PASSTHROUGH_ONLY):
+            if getattr(params, name) is not None:
+                raise UnsupportedParameterError(
+                    self.provider,
+                    name,
+                    f"the OpenAI API has no {name!r}; for a server that accepts it (vLLM does), "
+                    f"pass extra_body={{{name!r}: ...}} instead",
+                )
+        if self.api == "completions" and not isinstance(request.prompt, str):
+            raise UnsupportedParameterError(
+                self.provider,
+                "messages",
+                "the completions API takes text: pass a str (or render a template to one), "
+                "or set api='chat'",
+            )
+        wrong = CHAT_ONLY_OPTIONS if self.api == "completions" else COMPLETIONS_ONLY_OPTIONS
+        for name in sorted(wrong):
+            if getattr(request.options, name) is not None:
+                raise UnsupportedParameterError(
+                    self.provider, name, f"not available on the {self.api} API (api={self.api!r})"
+                )
+
+    def _kwargs(self, request: Request, *, stream: bool) -> dict[str, Any]:
+        kwargs = create_kwargs(request, self.model, self.api, self.settings, stream=stream)
+        if self._keyless:
+            import openai
+
+            kwargs["extra_headers"] = {
+                **kwargs.get("extra_headers", {}),
+                "Authorization": openai.Omit(),
+            }
+        return kwargs
+
+    def _endpoint(self, client: openai.OpenAI | openai.AsyncOpenAI) -> Any:
+        return client.completions if self.api == "completions" else client.chat.completions
+
+    def _result(self, reply: object) -> GenerationResult:
+        return to_result(reply, self.api, self.model, self.provider)
+
+    def _generate(self, request: Request) -> GenerationResult:
+        kwargs = self._kwargs(request, stream=False)
+        with self._errors(request.params.max_tokens):
+            return self._result(self._endpoint(self._client()).create(**kwargs))
+
+    async def _agenerate(self, request: Request) -> GenerationResult:
+        kwargs = self._kwargs(request, stream=False)
+        with self._errors(request.params.max_tokens):
+            return self._result(await self._endpoint(self._aclient()).create(**kwargs))
+
+    def _stream(self, request: Request) -> Iterator[StreamChunk]:
+        kwargs = self._kwargs(request, stream=True)
+        assembler = ChunkAssembler(self.api)
+        with self._errors(request.params.max_tokens):
+            events = cast("openai.Stream[Any]", self._endpoint(self._client()).create(**kwargs))
+            _drain_after_done(events.response)
+            try:
+                for event in events:
+                    yield from assembler.feed(event)
+                yield from assembler.finish()
+            finally:
+                events.close()
+
+    async def _astream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        kwargs = self._kwargs(request, stream=True)
+        assembler = ChunkAssembler(self.api)
+        with self._errors(request.params.max_tokens):
+            endpoint = self._endpoint(self._aclient())
+            events = cast("openai.AsyncStream[Any]", await endpoint.create(**kwargs))
+            try:
+                async for event in events:
+                    for chunk in assembler.feed(event):
+                        yield chunk
+                for chunk in assembler.finish():
+                    yield chunk
+            finally:
+                await events.close()
+
+
+def _drain_after_done(response: Any) -> None:
+    """Make closing a sync SSE body after ``[DONE]`` first read its last bytes.
+
+    openai's sync ``Stream`` closes the response as soon as it sees ``[DONE]``, before the
+    chunked body's terminator, so the connection is dropped instead of kept alive (its async
+    twin drains the body). Only a body whose bytes ended in ``[DONE]`` is drained, so a stream
+    the caller abandons midway is still closed at once.
+    """
+    if response.http_version == "HTTP/1.1":
+        response.stream = _drain_class()(response.stream)
+
+
+@lru_cache(maxsize=1)
+def _drain_class() -> type[Any]:
+    # The openai package's HTTP client: httpx2 since openai 3, httpx before.
+    try:
+        from httpx2 import SyncByteStream
+    except ImportError:  # pragma: no cover - older openai releases
+        from httpx import SyncByteStream  # type: ignore[assignment]
+
+    class DrainAfterDone(SyncByteStream):
+        max_reads = 4
+
+        def __init__(self, inner: SyncByteStream) -> None:
+            self._inner = inner
+            self._tail = b""
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self._inner:
+                self._tail = (self._tail + chunk)[-16:]
+                yield chunk
+
+        def close(self) -> None:
+            try:
+                if self._tail.rstrip().endswith(b"[DONE]"):
+                    for reads, _ in enumerate(self._inner, 1):
+                        if reads >= self.max_reads:
+                            break
+            except Exception:  # cleanup must never turn a finished stream into an error
+                pass
+            finally:
+                self._inner.close()
+
+    return DrainAfterDone
+
+
+def _display_url(base_url: str | None) -> str:
+    """The server as error messages name it: no user info, no query."""
+    parts = urlsplit(base_url or DEFAULT_BASE_URL)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
