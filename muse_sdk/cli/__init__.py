@@ -1,38 +1,24 @@
-"""The ``muse`` command line."""
+"""The ``muse`` command line (typer + rich).
+
+Commands: ``generate``, ``code``, ``batch``, ``models``, ``config check``. Heavy libraries (torch,
+transformers, openai) are imported only when a command builds a generator, so ``muse --version``
+and ``muse --help`` start fast. Exit codes are listed in :mod:`muse_sdk.cli._errors`.
+"""
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
-
-from muse_sdk._version import __version__
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``muse`` console script."""
-    parser = argparse.ArgumentParser(prog="muse", description="Generate text with muse_sdk.")
-    parser.add_argument("--version", action="version", version=f"muse_sdk {__version__}")
-    sub = parser.add_subparsers(dest="command")
-    gen = sub.add_parser("generate", help="generate text and stream it to the terminal")
-    gen.add_argument("prompt")
-    gen.add_argument("-m", "--model", default=None, help="provider:model (default: configured)")
-    gen.add_argument("--max-tokens", type=int, default=50)
-    args = parser.parse_args(argv)
-    if args.command != "generate":
-        parser.print_help()
-        return 0
-    import muse_sdk as muse
+    """Entry point of the ``muse`` console script; returns the exit code."""
+    from muse_sdk.cli._app import app
 
     try:
-        generator = muse.load(args.model)
-        for chunk in generator.stream(args.prompt, max_tokens=args.max_tokens):
-            sys.stdout.write(chunk.text)
-            sys.stdout.flush()
-    except muse.MuseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    sys.stdout.write("\n")
+        app(args=list(argv) if argv is not None else None, prog_name="muse")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     return 0

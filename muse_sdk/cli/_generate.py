@@ -1,0 +1,131 @@
+"""``muse generate``: stream a completion to the terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from muse_sdk.cli._errors import UsageError, stderr_console
+from muse_sdk.cli._options import (
+    GenerationOptions,
+    MaxTokens,
+    Model,
+    N,
+    ProfileName,
+    Seed,
+    Stop,
+    Temperature,
+    TopK,
+    TopP,
+    Verbose,
+    load_generator,
+)
+
+if TYPE_CHECKING:
+    from muse_sdk.core.generator import Generator
+    from muse_sdk.core.types import GenerationResult, Usage
+
+__all__ = ["generate", "read_prompt"]
+
+
+def read_prompt(prompt: str) -> str:
+    """The prompt itself, or standard input for ``-`` (without its trailing newlines)."""
+    if prompt != "-":
+        return prompt
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("the prompt '-' means standard input, but nothing is piped in")
+    return sys.stdin.read().rstrip("\r\n")
+
+
+def generate(
+    ctx: typer.Context,
+    prompt: Annotated[str, typer.Argument(help="The prompt; '-' reads it from standard input.")],
+    model: Model = None,
+    profile: ProfileName = None,
+    max_tokens: MaxTokens = None,
+    temperature: Temperature = None,
+    top_k: TopK = None,
+    top_p: TopP = None,
+    n: N = None,
+    seed: Seed = None,
+    stop: Stop = None,
+    stream: Annotated[
+        bool, typer.Option("--stream/--no-stream", help="Print tokens as they arrive.")
+    ] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the whole result as one JSON object.")
+    ] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Generate text for PROMPT and print it (streamed by default)."""
+    options = GenerationOptions(max_tokens, temperature, top_k, top_p, n, seed, stop)
+    text = read_prompt(prompt)
+    gen = load_generator(ctx, model, profile)
+    with gen:
+        params = options.params()
+        # Several choices cannot share one terminal line by line: print them when complete.
+        if stream and not as_json and params.get("n", 1) == 1:
+            _stream(gen, text, params, verbose)
+            return
+        result = gen.generate(text, **params)
+    _print_result(result, as_json)
+    if verbose:
+        _report(gen, result.usage, result.latency_s, result.finish_reason, None)
+
+
+def _stream(gen: Generator, prompt: str, params: dict[str, object], verbose: bool) -> None:
+    start = time.perf_counter()
+    first: float | None = None
+    usage: Usage | None = None
+    finish: str | None = None
+    ends_with_newline = True
+    for chunk in gen.stream(prompt, **params):
+        if chunk.text:
+            first = first if first is not None else time.perf_counter() - start
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+            ends_with_newline = chunk.text.endswith("\n")
+        usage = chunk.usage or usage
+        finish = chunk.finish_reason or finish
+    if not ends_with_newline:
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+    if verbose:
+        _report(gen, usage, time.perf_counter() - start, finish, first)
+
+
+def _print_result(result: GenerationResult, as_json: bool) -> None:
+    if as_json:
+        data = result.model_dump(mode="json")
+        data["text"] = result.text
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        return
+    for choice in result.choices:
+        if len(result.choices) > 1:
+            sys.stdout.write(f"--- choice {choice.index + 1} of {len(result.choices)} ---\n")
+        sys.stdout.write(choice.text if choice.text.endswith("\n") else choice.text + "\n")
+    sys.stdout.flush()
+
+
+def _report(
+    gen: Generator,
+    usage: Usage | None,
+    latency_s: float,
+    finish: str | None,
+    first_token_s: float | None,
+) -> None:
+    """One line on stderr: model, finish reason, token usage and latency."""
+    parts = [f"{gen.provider}:{gen.model}", f"finish={finish or '?'}"]
+    if usage is not None:
+        parts.append(
+            f"tokens: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
+            f" = {usage.total_tokens}"
+        )
+    if first_token_s is not None:
+        parts.append(f"first token {first_token_s:.2f}s")
+    parts.append(f"latency {latency_s:.2f}s")
+    stderr_console().print(" · ".join(parts), style="dim", markup=False)

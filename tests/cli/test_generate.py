@@ -1,0 +1,127 @@
+"""``muse generate``: streaming, options, stdin, and every error path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.conftest import Invoke
+
+
+def test_streams_the_reply_to_stdout(invoke: Invoke) -> None:
+    result = invoke("generate", "Once upon a time", "-m", "fake:echo")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "Once upon a time\n"
+    assert result.stderr == ""
+
+
+def test_generation_options_reach_the_generator(invoke: Invoke) -> None:
+    args = ["generate", "one two three four", "-m", "fake:echo", "--max-tokens", "2"]
+    extra = ["--temperature", "0.7", "--top-k", "50", "--top-p", "0.95", "--seed", "1"]
+    result = invoke(*args, *extra)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "one two\n"
+
+
+def test_stop_is_repeatable(invoke: Invoke) -> None:
+    result = invoke("generate", "a b c d", "-m", "fake:echo", "--stop", " d", "--stop", " c")
+    assert result.stdout == "a b\n"
+
+
+def test_no_stream_and_several_choices(invoke: Invoke) -> None:
+    single = invoke("generate", "hello there", "-m", "fake:echo", "--no-stream")
+    assert single.exit_code == 0 and single.stdout == "hello there\n"
+    many = invoke("generate", "hello there", "-m", "fake:echo", "--n", "2")
+    assert many.exit_code == 0
+    assert many.stdout.count("hello there\n") == 2
+    assert "--- choice 2 of 2 ---" in many.stdout
+
+
+def test_json_prints_the_whole_result(invoke: Invoke) -> None:
+    result = invoke("generate", "写一首关于秋天的诗", "-m", "fake:echo", "--json", "--n", "2")
+    data = json.loads(result.stdout)
+    assert data["text"] == "写一首关于秋天的诗"
+    assert len(data["choices"]) == 2 and data["provider"] == "fake"
+    assert data["usage"]["completion_tokens"] > 0
+
+
+def test_verbose_reports_usage_and_latency_on_stderr(invoke: Invoke) -> None:
+    for extra in ([], ["--no-stream"]):
+        result = invoke("generate", "Once upon a time", "-m", "fake:echo", "-v", *extra)
+        assert result.stdout == "Once upon a time\n"
+        assert "fake:echo" in result.stderr and "finish=stop" in result.stderr
+        assert "4 prompt + 4 completion = 8" in result.stderr and "latency" in result.stderr
+
+
+def test_dash_reads_the_prompt_from_stdin(invoke: Invoke) -> None:
+    result = invoke("generate", "-", "-m", "fake:echo", input="从标准输入读取\n")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "从标准输入读取\n"
+
+
+def test_default_and_profile_come_from_the_config(invoke: Invoke, muse_toml: Path) -> None:
+    assert invoke("generate", "via default").stdout == "via default\n"
+    assert invoke("generate", "x", "--profile", "coder").stdout.startswith("Here is the code")
+    assert invoke("generate", "x", "-m", "coder").stdout.startswith("Here is the code")
+
+
+def test_config_option_names_the_file(invoke: Invoke, muse_toml: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "elsewhere.toml"
+    muse_toml.rename(moved)
+    result = invoke("--config", str(moved), "generate", "x", "-p", "coder")
+    assert result.exit_code == 0 and result.stdout.startswith("Here is the code")
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_unknown_provider_is_a_usage_error(invoke: Invoke) -> None:
+    result = invoke("generate", "x", "-m", "nope:model")
+    assert result.exit_code == 2
+    assert "unknown provider 'nope'" in _one_error_line(result.stderr)
+    assert "Traceback" not in result.output
+
+
+def test_bad_parameters_and_prompts_are_usage_errors(invoke: Invoke) -> None:
+    echo = ["-m", "fake:echo"]
+    cases = [
+        (["x", *echo, "--temperature", "5"], "--temperature"),
+        (["x", *echo, *[arg for s in "abcde" for arg in ("--stop", s)]], "stop"),
+        (["   ", *echo], "the prompt is empty"),
+        (["-", *echo], "the prompt is empty"),
+        (["x", "-m", "no-colon-no-profile"], "no profile named"),
+    ]
+    for args, expected in cases:
+        result = invoke("generate", *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert expected in _one_error_line(result.stderr)
+
+
+def test_missing_argument_is_one_line_with_a_hint(invoke: Invoke) -> None:
+    result = invoke("generate")
+    assert result.exit_code == 2
+    line = _one_error_line(result.stderr)
+    assert "Missing argument" in line and "muse generate --help" in line
+
+
+def test_provider_error_exits_1_and_debug_shows_the_traceback(
+    invoke: Invoke, muse_toml: Path
+) -> None:
+    result = invoke("generate", "x", "-p", "denied")
+    assert result.exit_code == 1
+    assert "scripted auth failure" in _one_error_line(result.stderr)
+    debug = invoke("--debug", "generate", "x", "-p", "denied")
+    assert debug.exit_code == 1
+    assert "Traceback" in debug.stderr and "AuthenticationError" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_interrupted_stream_keeps_the_partial_text(invoke: Invoke, muse_toml: Path) -> None:
+    result = invoke("generate", "x", "-p", "interrupted")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("one two")
+    assert "error: " in result.stderr
