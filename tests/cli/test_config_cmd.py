@@ -12,7 +12,7 @@ from tests.cli.conftest import Invoke
 def test_models_lists_providers_and_profiles(invoke: Invoke, muse_toml: Path) -> None:
     result = invoke("models")
     assert result.exit_code == 0, result.stderr
-    for name in ("fake", "local", "openai", "coder", "fake:script"):
+    for name in ("fake", "openai", "coder", "fake:script"):
         assert name in result.stdout
     echo_row = next(line for line in result.stdout.splitlines() if " echo " in line)
     assert "default" in echo_row
