@@ -35,13 +35,10 @@ from muse_sdk.cli._records import (
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
+    from muse_sdk.core.batch import BatchItem
     from muse_sdk.core.generator import Generator
 
 __all__ = ["batch"]
-
-#: Prompts handed to one ``Generator.batch`` call, per unit of concurrency: large enough to keep
-#: every worker busy, small enough that each finished chunk is saved and shown soon.
-CHUNK_PER_WORKER = 4
 
 
 def batch(
@@ -118,24 +115,27 @@ def _run(
     show: bool | None,
     total: int,
 ) -> None:
-    """Run ``todo`` in chunks through ``gen.batch``, appending each result as its chunk ends."""
-    size = CHUNK_PER_WORKER * max(concurrency, gen.batch_size if gen.native_batch else 1)
+    """Run ``todo`` through ``gen.batch``, appending each result to the file as it finishes."""
     name = f"{gen.provider}:{gen.model}"
+    failed = sum(1 for r in records.values() if r.get("error") is not None)
     with (
         _bar(total, total - len(todo), show) as (bar, task),
         output.open("a", encoding="utf-8") as out,
     ):
-        for start in range(0, len(todo), size):
-            chunk = todo[start : start + size]
-            outcomes = gen.batch(
-                [item.prompt for item in chunk], max_concurrency=concurrency, **params
-            )
-            for item, outcome in zip(chunk, outcomes, strict=True):
-                record = make_record(item, outcome, name)
-                write_record(out, record)
-                records[item.index] = record
-            failed = sum(1 for r in records.values() if r.get("error") is not None)
-            bar.update(task, advance=len(chunk), failed=failed)
+
+        def save(position: int, outcome: BatchItem) -> None:
+            nonlocal failed
+            item = todo[position]
+            record = make_record(item, outcome, name)
+            write_record(out, record)
+            previous = records.get(item.index, {})
+            failed += (record.get("error") is not None) - (previous.get("error") is not None)
+            records[item.index] = record
+            bar.update(task, advance=1, failed=failed)
+
+        gen.batch(
+            [item.prompt for item in todo], max_concurrency=concurrency, on_result=save, **params
+        )
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, overload
@@ -17,11 +17,13 @@ from muse_sdk.errors import BatchError, InvalidParameterError, MuseError
 if TYPE_CHECKING:
     from muse_sdk.core.generator import Generator, Request
 
-__all__ = ["BatchItem", "BatchResult", "run_batch", "run_batch_async"]
+__all__ = ["BatchItem", "BatchResult", "OnResult", "run_batch", "run_batch_async"]
 
 BatchItem = GenerationResult | Exception
 _Outcomes = list[tuple[int, BatchItem]]
 _Unit = list[tuple[int, "Request"]]
+#: Called in the caller's thread (or event loop) as each item finishes: ``(index, item)``.
+OnResult = Callable[[int, BatchItem], None]
 
 
 class BatchResult(Sequence[BatchItem]):
@@ -166,9 +168,13 @@ def _progress(total: int, enabled: bool) -> Iterator[Any]:
         yield bar
 
 
-def _finish(items: list[BatchItem | None], outcomes: _Outcomes, bar: Any) -> None:
+def _finish(
+    items: list[BatchItem | None], outcomes: _Outcomes, bar: Any, on_result: OnResult | None
+) -> None:
     for index, outcome in outcomes:
         items[index] = outcome
+        if on_result is not None:
+            on_result(index, outcome)
     if bar is not None:
         bar.update(len(outcomes))
 
@@ -185,17 +191,22 @@ def run_batch(
     options: CallOptions,
     max_concurrency: int,
     progress: bool,
+    on_result: OnResult | None = None,
 ) -> BatchResult:
     """Run a batch on a thread pool of at most ``max_concurrency`` workers."""
     items, units = _plan(gen, prompts, params, options, max_concurrency)
     with _progress(len(items), progress) as bar:
-        _finish(items, [(i, e) for i, e in enumerate(items) if e is not None], bar)
+        _finish(items, [(i, e) for i, e in enumerate(items) if e is not None], bar, on_result)
         if units:
             workers = min(max_concurrency, len(units))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="muse-batch") as pool:
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="muse-batch")
+            try:
                 futures = [pool.submit(_run_unit, gen, unit) for unit in units]
                 for future in as_completed(futures):
-                    _finish(items, future.result(), bar)
+                    _finish(items, future.result(), bar, on_result)
+            finally:
+                # On Ctrl-C (or a failing callback) drop the queued units instead of running them.
+                pool.shutdown(wait=True, cancel_futures=True)
     return _done(items)
 
 
@@ -206,6 +217,7 @@ async def run_batch_async(
     options: CallOptions,
     max_concurrency: int,
     progress: bool,
+    on_result: OnResult | None = None,
 ) -> BatchResult:
     """Run a batch on the event loop with at most ``max_concurrency`` units in flight."""
     items, units = _plan(gen, prompts, params, options, max_concurrency)
@@ -216,12 +228,12 @@ async def run_batch_async(
             return await _arun_unit(gen, unit)
 
     with _progress(len(items), progress) as bar:
-        _finish(items, [(i, e) for i, e in enumerate(items) if e is not None], bar)
+        _finish(items, [(i, e) for i, e in enumerate(items) if e is not None], bar, on_result)
         # Tasks are created in input order so that the FIFO semaphore starts them in that order.
         tasks = [asyncio.ensure_future(bounded(unit)) for unit in units]
         try:
             for next_done in asyncio.as_completed(tasks):
-                _finish(items, await next_done, bar)
+                _finish(items, await next_done, bar, on_result)
         finally:
             for task in tasks:  # on cancellation, leave nothing running behind the caller
                 task.cancel()

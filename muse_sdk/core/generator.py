@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from muse_sdk.core.batch import BatchResult, run_batch, run_batch_async
+from muse_sdk.core.batch import BatchResult, OnResult, run_batch, run_batch_async
 from muse_sdk.core.settings import CallOptions, ProviderSettings
 from muse_sdk.core.streaming import astream_with_retry, stream_with_retry
 from muse_sdk.core.types import (
@@ -207,15 +207,18 @@ class Generator:
         *,
         max_concurrency: int = 8,
         progress: bool = False,
+        on_result: OnResult | None = None,
         **params: Any,
     ) -> BatchResult:
         """Generate for every prompt with bounded concurrency, keeping input order.
 
         One failing item never loses the others: the returned :class:`BatchResult` holds a
         result or an exception per item (``.raise_for_errors()`` turns failures into one error).
+        ``on_result(index, item)`` is called in the caller's thread as each item finishes, so
+        results can be saved as they arrive.
         """
         common, own = self._split_params(params)
-        return run_batch(self, prompts, common, own, max_concurrency, progress)
+        return run_batch(self, prompts, common, own, max_concurrency, progress, on_result)
 
     async def abatch(
         self,
@@ -224,11 +227,14 @@ class Generator:
         *,
         max_concurrency: int = 8,
         progress: bool = False,
+        on_result: OnResult | None = None,
         **params: Any,
     ) -> BatchResult:
-        """Async twin of :meth:`batch`."""
+        """Async twin of :meth:`batch`; ``on_result`` runs on the event loop."""
         common, own = self._split_params(params)
-        return await run_batch_async(self, prompts, common, own, max_concurrency, progress)
+        return await run_batch_async(
+            self, prompts, common, own, max_concurrency, progress, on_result
+        )
 
     # --- lifecycle -------------------------------------------------------------------------
 

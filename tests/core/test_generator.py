@@ -282,3 +282,34 @@ def test_script_requires_responses() -> None:
         muse.load("fake:script")
     with pytest.raises(muse.InvalidConfigError, match="unknown fake model"):
         muse.load("fake:nope")
+
+
+def test_batch_on_result_called_per_item_in_caller_thread() -> None:
+    seen: list[tuple[int, str | None, str]] = []
+    caller = threading.current_thread().name
+
+    def save(index: int, item: object) -> None:
+        text = item.text if isinstance(item, muse.GenerationResult) else None
+        seen.append((index, text, threading.current_thread().name))
+
+    results = fake(latency_s=0.01).batch(["a", "", "c"], max_concurrency=2, on_result=save)
+    assert sorted((i, t) for i, t, _ in seen) == [(0, "a"), (1, None), (2, "c")]
+    assert {name for _, _, name in seen} == {caller}
+    assert results.texts == ["a", None, "c"]
+
+
+async def test_abatch_on_result() -> None:
+    seen: dict[int, object] = {}
+    await fake().abatch(["x", "y"], on_result=seen.__setitem__)
+    assert sorted(seen) == [0, 1]
+
+
+def test_batch_stops_queued_work_when_the_callback_raises() -> None:
+    gen = fake(latency_s=0.02)
+
+    def interrupt(index: int, item: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        gen.batch([f"p{i}" for i in range(50)], max_concurrency=2, on_result=interrupt)
+    assert gen.calls < 10  # the queued prompts were cancelled, not run
