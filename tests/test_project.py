@@ -70,11 +70,19 @@ def test_example_runs(example: Path, tmp_path: Path) -> None:
     assert run.stdout.strip(), "an example should show its result"
 
 
+#: README blocks address "a local server" at this URL; the test serves it for real.
+README_SERVER_URL = "http://127.0.0.1:8000/v1"
+
+
 def test_readme_python_blocks_run(tmp_path: Path) -> None:
+    from tests.servers.openai_server import OpenAIServer
+
     blocks = re.findall(r"```python\n(.*?)\n```", README, flags=re.S)
-    assert blocks
-    for block in blocks:
-        script = tmp_path / "block.py"
-        script.write_text(block, encoding="utf-8")
-        run = _run_python([str(script)], cwd=tmp_path)
-        assert run.returncode == 0, f"README block failed:\n{block}\n{run.stdout}{run.stderr}"
+    assert len(blocks) >= 2
+    with OpenAIServer() as server:
+        for block in blocks:
+            script = tmp_path / "block.py"
+            script.write_text(block.replace(README_SERVER_URL, server.url), encoding="utf-8")
+            run = _run_python([str(script)], cwd=tmp_path)
+            assert run.returncode == 0, f"README block failed:\n{block}\n{run.stdout}{run.stderr}"
+            assert run.stdout.strip()
