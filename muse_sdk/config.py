@@ -29,7 +29,7 @@ from muse_sdk.retry import RetrySettings
 
 __all__ = ["DEFAULT_MODEL", "Config", "Profile", "config_path", "parse_model"]
 
-DEFAULT_MODEL = "fake:echo"
+DEFAULT_MODEL = "local:muse-tiny"
 ENV_CONFIG, ENV_MODEL, ENV_PROFILE = "MUSE_CONFIG", "MUSE_MODEL", "MUSE_PROFILE"
 CORE_KEYS = ("provider", "model", "retry", "fallbacks")
 KWARGS_SOURCE = "muse.load() arguments"

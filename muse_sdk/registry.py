@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "muse_sdk.providers"
 
 BUILTIN_PROVIDERS: dict[str, str] = {
     "fake": "muse_sdk.providers.fake:FakeGenerator",
+    "local": "muse_sdk.providers.local:LocalGenerator",
     "openai": "muse_sdk.providers.openai:OpenAIGenerator",
 }
 

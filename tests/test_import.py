@@ -27,6 +27,7 @@ def test_loading_config_and_fake_provider_stays_light() -> None:
         "import muse_sdk as muse\n"
         "muse.load('fake:echo').generate('hi')\n"
         "muse.Profile.from_table({'provider': 'openai', 'model': 'gpt-4o-mini', 'api_key': 'k'})\n"
+        "muse.Profile.from_table({'provider': 'local', 'model': 'muse-tiny'})\n"
     )
     assert _modules_after(code) == []
 

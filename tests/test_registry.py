@@ -14,16 +14,18 @@ from muse_sdk import registry
 
 
 def test_builtin_providers_listed() -> None:
-    assert {"fake", "openai"} <= set(muse.provider_names())
+    assert {"fake", "openai", "local"} <= set(muse.provider_names())
 
 
-@pytest.mark.parametrize(("typo", "suggestion"), [("opnai", "openai"), ("fak", "fake")])
+@pytest.mark.parametrize(
+    ("typo", "suggestion"), [("opnai", "openai"), ("locl", "local"), ("fak", "fake")]
+)
 def test_unknown_provider_suggests_close_match(typo: str, suggestion: str) -> None:
     with pytest.raises(muse.UnknownProviderError) as info:
         muse.load(f"{typo}:some-model")
     message = str(info.value)
     assert f"did you mean {suggestion!r}" in message
-    assert "openai" in message and "fake" in message
+    assert "openai" in message and "local" in message and "fake" in message
     assert "'provider:model'" in message
     assert isinstance(info.value, muse.ConfigError)
 

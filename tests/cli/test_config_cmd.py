@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from muse_sdk.config import DEFAULT_MODEL
 from tests.cli.conftest import Invoke
 
 
 def test_models_lists_providers_and_profiles(invoke: Invoke, muse_toml: Path) -> None:
     result = invoke("models")
     assert result.exit_code == 0, result.stderr
-    for name in ("fake", "openai", "coder", "fake:script"):
+    for name in ("fake", "local", "openai", "coder", "fake:script"):
         assert name in result.stdout
     echo_row = next(line for line in result.stdout.splitlines() if " echo " in line)
     assert "default" in echo_row
@@ -22,7 +23,7 @@ def test_models_lists_providers_and_profiles(invoke: Invoke, muse_toml: Path) ->
 def test_models_default_follows_the_environment(
     invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert "default: fake:echo (built-in default)" in invoke("models").stdout
+    assert f"default: {DEFAULT_MODEL} (built-in default)" in invoke("models").stdout
     monkeypatch.setenv("MUSE_MODEL", "openai:gpt-4o-mini")
     assert "default: openai:gpt-4o-mini ($MUSE_MODEL)" in invoke("models").stdout
 

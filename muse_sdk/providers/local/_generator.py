@@ -1,0 +1,303 @@
+"""``LocalGenerator``: a GPT-2-family causal LM run in-process with transformers and torch."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from types import ModuleType
+from typing import Any
+
+from muse_sdk.core.generator import Generator, Request
+from muse_sdk.core.types import Choice, GenerationParams, GenerationResult, StreamChunk, Usage
+from muse_sdk.errors import (
+    BackendUnavailableError,
+    ContextLengthExceededError,
+    ProviderError,
+    UnsupportedParameterError,
+)
+from muse_sdk.providers.local._decode import Row, Sink, Tracker
+from muse_sdk.providers.local._device import import_backend, resolve_device, resolve_dtype
+from muse_sdk.providers.local._loading import (
+    CacheKey,
+    LoadedModel,
+    acquire,
+    release,
+    resolve_source,
+)
+from muse_sdk.providers.local._settings import DEFAULT_MAX_TOKENS, LocalSettings
+
+__all__ = ["LocalGenerator", "generation_kwargs"]
+
+# torch samples from one global generator per device, so a seeded call must not interleave with
+# any other sampling call, whichever model that one runs.
+_SAMPLING_LOCK = threading.Lock()
+
+
+def _samples(params: GenerationParams) -> bool:
+    """Sample when temperature > 0, or when it is unset but top_p/top_k ask for sampling."""
+    if params.temperature is not None:
+        return params.temperature > 0
+    return params.top_p is not None or params.top_k is not None
+
+
+def generation_kwargs(params: GenerationParams, loaded: LoadedModel) -> dict[str, Any]:
+    """Map the common parameters onto ``model.generate`` keywords.
+
+    Every knob is set explicitly, so a checkpoint's ``generation_config.json`` (sampling
+    defaults, ``max_length``) never changes what a call means; only its anti-repetition
+    settings fill in for ``repetition_penalty`` and ``no_repeat_ngram_size`` left unset.
+    """
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": params.max_tokens or DEFAULT_MAX_TOKENS,
+        "do_sample": _samples(params),
+        "num_beams": 1,
+        "num_return_sequences": 1,  # rows are repeated n times by the caller instead
+        "repetition_penalty": params.repetition_penalty or loaded.repetition_penalty,
+        "no_repeat_ngram_size": params.no_repeat_ngram_size or loaded.no_repeat_ngram_size,
+        "eos_token_id": sorted(loaded.eos_ids) or None,
+        "pad_token_id": loaded.pad_id,
+    }
+    if kwargs["do_sample"]:
+        kwargs["temperature"] = params.temperature or 1.0
+        kwargs["top_k"] = params.top_k or 0  # 0 turns top-k off
+        kwargs["top_p"] = params.top_p or 1.0
+    return kwargs
+
+
+@contextmanager
+def _backend_errors(torch: ModuleType) -> Iterator[None]:
+    """The one place where torch's failures become MuseErrors."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as exc:
+        raise BackendUnavailableError(
+            f"the GPU ran out of memory ({exc}); lower batch_size, max_tokens or n, or use "
+            "dtype='float16'"
+        ) from exc
+    except RuntimeError as exc:
+        raise ProviderError(f"the local model failed: {exc}", provider="local") from exc
+
+
+class LocalGenerator(Generator):
+    """Runs a GPT-2-family model in-process: a hub id, a local directory, or ``muse-tiny``.
+
+    The model is loaded when the generator is built (errors surface at ``muse.load``), shared
+    with every generator of the same (model, device, dtype), and freed by the last ``close()``.
+    """
+
+    provider = "local"
+    Settings = LocalSettings
+    native_batch = True
+    settings: LocalSettings
+
+    def __init__(self, model: str, settings: LocalSettings | None = None, **kwargs: Any) -> None:
+        super().__init__(model, settings, **kwargs)
+        self._torch, transformers = import_backend()
+        self.device = resolve_device(self._torch, self.settings.device)
+        self.dtype = resolve_dtype(self._torch, self.settings.dtype, self.device)
+        source, _ = resolve_source(model)
+        s = self.settings
+        self._key: CacheKey = (
+            source,
+            s.revision,
+            str(self.device),
+            str(self.dtype),
+            s.trust_remote_code,
+        )
+        self._loaded: LoadedModel | None = acquire(transformers, self._key, self.device, self.dtype)
+        # Runs once: on close(), or when a generator nobody closed is garbage-collected.
+        self._release = weakref.finalize(self, release, self._torch, self._key)
+
+    def __repr__(self) -> str:
+        return f"<LocalGenerator local:{self.model} on {self.device} ({self.dtype})>"
+
+    # --- the model ---------------------------------------------------------------------------
+
+    def _model(self) -> LoadedModel:
+        loaded = self._loaded
+        if loaded is None:
+            raise BackendUnavailableError(
+                f"{self.name} was closed, which freed its model; load a new generator"
+            )
+        return loaded
+
+    @property
+    def context_length(self) -> int:
+        """Prompt plus new tokens the model can attend to."""
+        return self._model().context_length
+
+    @property
+    def hf_model(self) -> Any:
+        """The underlying ``transformers`` model; calls made on it directly bypass the lock."""
+        return self._model().model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The underlying ``transformers`` tokenizer."""
+        return self._model().tokenizer
+
+    def close(self) -> None:
+        """Drop this generator's hold on the shared model; the last holder frees it."""
+        self._loaded = None
+        self._release()
+
+    # --- prompts -----------------------------------------------------------------------------
+
+    def _check_request(self, request: Request) -> None:
+        super()._check_request(request)
+        if not isinstance(request.prompt, str) and not self._has_chat_template():
+            raise UnsupportedParameterError(
+                self.provider,
+                "chat messages",
+                f"{self.model!r} is a plain text-completion model with no chat template; "
+                "pass the prompt as a str (a PromptTemplate renders one)",
+            )
+
+    def _has_chat_template(self) -> bool:
+        return bool(getattr(self._model().tokenizer, "chat_template", None))
+
+    def _encode(self, loaded: LoadedModel, request: Request) -> list[int]:
+        """Tokenise the prompt and make it fit the context (or raise)."""
+        prompt = request.prompt
+        tokenizer = loaded.tokenizer
+        with loaded.lock:  # fast tokenizers are not safe to share across threads
+            if isinstance(prompt, str):
+                ids = list(tokenizer(prompt)["input_ids"])
+            else:
+                messages = [m.model_dump() for m in prompt]
+                text = tokenizer.apply_chat_template(
+                    messages, tokenize=False, add_generation_prompt=True
+                )
+                ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self._fit(ids, request.params.max_tokens or DEFAULT_MAX_TOKENS, loaded)
+
+    def _fit(self, ids: list[int], max_new: int, loaded: LoadedModel) -> list[int]:
+        context = loaded.context_length
+        if len(ids) + max_new <= context:
+            return ids
+        if self.settings.truncate == "left" and max_new < context:
+            return ids[len(ids) + max_new - context :]
+        raise ContextLengthExceededError(
+            len(ids), max_new, context, hint="set truncate='left' in the profile"
+        )
+
+    # --- generation --------------------------------------------------------------------------
+
+    def _tracker(
+        self, loaded: LoadedModel, prompts: int, params: GenerationParams, sink: Sink | None
+    ) -> Tracker:
+        rows = prompts * params.n
+        return Tracker(rows, loaded.token_text, loaded.eos_ids, params.stop or (), sink)
+
+    def _run(
+        self,
+        loaded: LoadedModel,
+        prompts: Sequence[list[int]],
+        params: GenerationParams,
+        tracker: Tracker,
+    ) -> None:
+        """One ``model.generate`` pass over every prompt, each repeated ``n`` times."""
+        torch = self._torch
+        from transformers import StoppingCriteriaList
+
+        rows = [ids for ids in prompts for _ in range(params.n)]
+        input_ids, mask = _left_pad(torch, rows, loaded.pad_id, self.device)
+        kwargs = generation_kwargs(params, loaded)
+        sampling = _SAMPLING_LOCK if kwargs["do_sample"] else nullcontext()
+        with sampling, loaded.lock, _backend_errors(torch):
+            if kwargs["do_sample"] and params.seed is not None:
+                torch.manual_seed(params.seed)
+            with torch.inference_mode():
+                loaded.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    stopping_criteria=StoppingCriteriaList([tracker]),
+                    **kwargs,
+                )
+        tracker.finish()
+
+    def _result(self, rows: Sequence[Row], prompt_tokens: int) -> GenerationResult:
+        choices = tuple(
+            Choice(index=i, text=row.text, finish_reason=row.finish_reason)
+            for i, row in enumerate(rows)
+        )
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=sum(len(row.token_ids) for row in rows),
+        )
+        raw = {"token_ids": [list(row.token_ids) for row in rows]}
+        return GenerationResult(
+            choices=choices, usage=usage, provider=self.provider, model=self.model, raw=raw
+        )
+
+    def _generate(self, request: Request) -> GenerationResult:
+        loaded = self._model()
+        prompt = self._encode(loaded, request)
+        tracker = self._tracker(loaded, 1, request.params, None)
+        self._run(loaded, [prompt], request.params, tracker)
+        return self._result(tracker.rows, len(prompt))
+
+    def _generate_batch(self, requests: Sequence[Request]) -> list[GenerationResult]:
+        """Run requests that share parameters as one left-padded batch."""
+        results: dict[int, GenerationResult] = {}
+        groups: dict[GenerationParams, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request.params, []).append(index)
+        loaded = self._model()
+        for params, indices in groups.items():
+            prompts = [self._encode(loaded, requests[i]) for i in indices]
+            tracker = self._tracker(loaded, len(prompts), params, None)
+            self._run(loaded, prompts, params, tracker)
+            n = params.n
+            for k, (index, prompt) in enumerate(zip(indices, prompts, strict=True)):
+                results[index] = self._result(tracker.rows[k * n : (k + 1) * n], len(prompt))
+        return [results[i] for i in range(len(requests))]
+
+    def _stream(self, request: Request) -> Iterator[StreamChunk]:
+        loaded = self._model()
+        prompt = self._encode(loaded, request)
+        events: queue.SimpleQueue[tuple[int, str] | BaseException | None] = queue.SimpleQueue()
+        tracker = self._tracker(loaded, 1, request.params, lambda i, t: events.put((i, t)))
+
+        def produce() -> None:
+            try:
+                self._run(loaded, [prompt], request.params, tracker)
+                events.put(None)  # the end
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                events.put(exc)
+
+        worker = threading.Thread(target=produce, name="muse-local-stream", daemon=True)
+        worker.start()
+        try:
+            while (event := events.get()) is not None:
+                if isinstance(event, BaseException):
+                    raise event
+                yield StreamChunk(text=event[1], index=event[0])
+        finally:
+            tracker.cancel()  # a consumer that stops early frees the model at the next step
+        worker.join()
+        yield from _final_chunks(self._result(tracker.rows, len(prompt)))
+
+
+def _final_chunks(result: GenerationResult) -> Iterator[StreamChunk]:
+    last = len(result.choices) - 1
+    for choice in result.choices:
+        yield StreamChunk(
+            index=choice.index,
+            finish_reason=choice.finish_reason,
+            usage=result.usage if choice.index == last else None,
+        )
+
+
+def _left_pad(torch: ModuleType, rows: Sequence[list[int]], pad_id: int, device: Any) -> Any:
+    """Left-pad rows into ids and attention mask: GPT-2 continues from the right end."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row) :] = 1
+    return ids.to(device), mask.to(device)

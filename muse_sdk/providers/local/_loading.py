@@ -1,0 +1,183 @@
+"""Finding, loading and sharing model weights.
+
+A model is loaded once per (source, revision, device, dtype) per process and shared by every
+generator that asks for it; ``release`` frees it when the last one closes. Hub failures become
+:class:`~muse_sdk.errors.BackendUnavailableError` that says how to get the weights.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from muse_sdk.errors import BackendUnavailableError
+from muse_sdk.models import SHIPPED_MODELS, shipped_model_dir
+from muse_sdk.providers.local._decode import TokenText
+
+__all__ = ["CacheKey", "LoadedModel", "acquire", "cached_keys", "release", "resolve_source"]
+
+CacheKey = tuple[str, str | None, str, str, bool]
+_cache: dict[CacheKey, LoadedModel] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """A model with its tokenizer, shared by generators; ``lock`` serialises its use."""
+
+    model: Any
+    tokenizer: Any
+    token_text: TokenText
+    context_length: int
+    eos_ids: frozenset[int]
+    pad_id: int
+    #: The checkpoint's own anti-repetition defaults, used when a call leaves them unset.
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    refs: int = 0
+
+
+def resolve_source(model: str) -> tuple[str, bool]:
+    """``muse-tiny`` → the shipped directory; a directory stays one; else a hub id.
+
+    Returns the source and whether it is a local directory.
+    """
+    shipped = shipped_model_dir(model)
+    if shipped is not None:
+        if not (shipped / "config.json").is_file():
+            raise BackendUnavailableError(
+                f"the shipped model {model!r} is missing from {shipped}: reinstall muse-sdk, "
+                "or retrain it with scripts/train_muse_tiny.py"
+            )
+        return str(shipped), True
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path.resolve()), True
+    # A hub id is "name" or "org/name"; anything else was meant as a directory.
+    if model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
+        raise BackendUnavailableError(
+            f"model directory {model!r} does not exist; give a directory holding config.json "
+            f"and weights, a Hugging Face hub id such as 'gpt2', or one of {SHIPPED_MODELS}"
+        )
+    return model, False
+
+
+def _weights_hint(source: str) -> str:
+    return (
+        f"could not load {source!r} from the Hugging Face hub, and no cached copy was found. "
+        "To get the weights: download them where there is network "
+        f"(`huggingface-cli download {source}`, or `save_pretrained(dir)`) and pass the "
+        f"directory as 'local:/path/to/dir'; or point HF_ENDPOINT at a mirror; set "
+        "HF_HUB_OFFLINE=1 to use only the local cache without waiting on the network. "
+        "'local:muse-tiny' ships with muse-sdk and needs no download."
+    )
+
+
+def _from_pretrained(
+    loader: Any, source: str, is_dir: bool, **kwargs: Any
+) -> Any:  # the transformers Auto* class and the object it returns are untyped
+    """Load from the cache first (no network round trip), then from the hub."""
+    if is_dir:
+        return loader.from_pretrained(source, **kwargs)
+    try:
+        return loader.from_pretrained(source, local_files_only=True, **kwargs)
+    except OSError:
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+            raise
+    return loader.from_pretrained(source, **kwargs)
+
+
+@contextmanager
+def _no_progress_bars(transformers: ModuleType) -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar for the load, then restore the user's choice."""
+    logging = transformers.utils.logging
+    enabled = logging.is_progress_bar_enabled()
+    if enabled:
+        logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            logging.enable_progress_bar()
+
+
+def _load(transformers: ModuleType, key: CacheKey, device: Any, dtype: Any) -> LoadedModel:
+    source, revision, _, _, trust = key
+    is_dir = Path(source).is_dir()
+    options: dict[str, Any] = {"revision": revision, "trust_remote_code": trust}
+    try:
+        with _no_progress_bars(transformers):
+            tokenizer = _from_pretrained(transformers.AutoTokenizer, source, is_dir, **options)
+            model = _from_pretrained(
+                transformers.AutoModelForCausalLM, source, is_dir, dtype=dtype, **options
+            )
+    except (OSError, ValueError) as exc:
+        if is_dir:
+            raise BackendUnavailableError(
+                f"{source!r} does not hold a loadable causal language model "
+                f"(config.json, weights, tokenizer files): {exc}"
+            ) from exc
+        raise BackendUnavailableError(_weights_hint(source)) from exc
+    model.to(device).eval()
+    return _wrap(model, tokenizer)
+
+
+def _wrap(model: Any, tokenizer: Any) -> LoadedModel:
+    config, defaults = model.config, model.generation_config
+    eos = defaults.eos_token_id
+    eos = config.eos_token_id if eos is None else eos
+    eos = tokenizer.eos_token_id if eos is None else eos
+    eos_ids = frozenset(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids, default=0)
+    context = getattr(config, "n_positions", None) or getattr(
+        config, "max_position_embeddings", None
+    )
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        token_text=TokenText(tokenizer),
+        context_length=int(context or tokenizer.model_max_length),
+        eos_ids=eos_ids,
+        pad_id=int(pad),
+        repetition_penalty=float(getattr(defaults, "repetition_penalty", None) or 1.0),
+        no_repeat_ngram_size=int(getattr(defaults, "no_repeat_ngram_size", None) or 0),
+    )
+
+
+def acquire(transformers: ModuleType, key: CacheKey, device: Any, dtype: Any) -> LoadedModel:
+    """The shared model for ``key``, loading it on first use; pair with :func:`release`."""
+    with _cache_lock:
+        loaded = _cache.get(key)
+        if loaded is None:
+            loaded = _cache[key] = _load(transformers, key, device, dtype)
+        loaded.refs += 1
+        return loaded
+
+
+def release(torch: ModuleType, key: CacheKey) -> None:
+    """Drop one reference; the last one frees the model (and cached CUDA memory)."""
+    with _cache_lock:
+        loaded = _cache.get(key)
+        if loaded is None:
+            return
+        loaded.refs -= 1
+        if loaded.refs > 0:
+            return
+        del _cache[key]
+        on_cuda = str(key[2]).startswith("cuda")
+    del loaded
+    if on_cuda and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def cached_keys() -> list[CacheKey]:
+    """The keys of the models loaded now (for tests and diagnostics)."""
+    with _cache_lock:
+        return list(_cache)
