@@ -59,3 +59,14 @@ def test_stream_and_batch_agree_with_generate(tiny) -> None:
     assert tiny.batch(prompts, max_tokens=20).texts == [r.text for r in singles]
     streamed = "".join(c.text for c in tiny.stream(prompts[1], max_tokens=20))
     assert streamed == singles[1].text
+
+
+def test_batch_equals_single_with_the_default_repetition_penalty(tiny) -> None:
+    # Prompts of different lengths force left padding; the shipped penalty (1.3) must ignore it.
+    prompts = [
+        "def f(x):",
+        "import os\nimport sys\n\nclass Reader:\n    def __init__(self, p):",
+        "The",
+    ]
+    single = [tiny.generate(p, max_tokens=20, temperature=0).text for p in prompts]
+    assert tiny.batch(prompts, max_tokens=20, temperature=0).texts == single
