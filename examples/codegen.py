@@ -61,14 +61,18 @@ template = CodeGenerationTemplate(
     primed=args.primed,
 )
 
-if args.model:
+if args.model and args.model.startswith("local:"):
+    # A small local model has a short context (muse-tiny: 512 tokens); the repair prompt repeats
+    # the request and the broken code, so let it keep the most recent tokens.
+    gen = muse.load(args.model, truncate="left")
+elif args.model:
     gen = muse.load(args.model)
 else:
     gen = muse.load("fake:script", responses=[BROKEN_REPLY, FIXED_REPLY])
 
 print("--- prompt ---")
 print(template.render(REQUIREMENT))
-result = template.run(gen, REQUIREMENT, repair_attempts=1, max_tokens=512, temperature=0.7)
+result = template.run(gen, REQUIREMENT, repair_attempts=1, max_tokens=200, temperature=0.7, seed=1)
 print(f"--- code ({result.language}, {len(result.blocks)} block(s), repairs={result.repairs}) ---")
 print(result.code)
 print("--- check ---")

@@ -74,6 +74,14 @@ def test_example_runs(example: Path, tmp_path: Path) -> None:
 README_SERVER_URL = "http://127.0.0.1:8000/v1"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["local:muse-tiny"], ["local:muse-tiny", "--primed"]])
+def test_codegen_example_runs_on_muse_tiny(args: list[str], tmp_path: Path) -> None:
+    run = _run_python([str(ROOT / "examples" / "codegen.py"), *args], cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "--- code (python" in run.stdout and "syntax_error=" in run.stdout
+
+
 def test_readme_python_blocks_run(tmp_path: Path) -> None:
     from tests.servers.openai_server import OpenAIServer
 

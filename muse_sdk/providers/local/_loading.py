@@ -8,6 +8,7 @@ generator that asks for it; ``release`` frees it when the last one closes. Hub f
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,11 +140,15 @@ def _wrap(model: Any, tokenizer: Any) -> LoadedModel:
     context = getattr(config, "n_positions", None) or getattr(
         config, "max_position_embeddings", None
     )
+    context_length = int(context or tokenizer.model_max_length)
+    # The provider checks prompt length itself (ContextLengthExceededError or truncate="left"),
+    # so the tokenizer's own "sequence is longer than ..." warning would only be noise.
+    tokenizer.model_max_length = sys.maxsize
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
         token_text=TokenText(tokenizer),
-        context_length=int(context or tokenizer.model_max_length),
+        context_length=context_length,
         eos_ids=eos_ids,
         pad_id=int(pad),
         repetition_penalty=float(getattr(defaults, "repetition_penalty", None) or 1.0),
