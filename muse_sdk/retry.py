@@ -12,20 +12,15 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-)
-from tenacity.stop import stop_base
 
 from muse_sdk.errors import ProviderError, RateLimitError
+
+if TYPE_CHECKING:  # tenacity is imported on the first retry: most calls never need it
+    from tenacity import RetryCallState
+    from tenacity.stop import stop_base
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "RetryPolicy", "RetrySettings", "is_retryable"]
 
@@ -106,12 +101,16 @@ class RetryPolicy:
         return random.uniform(0, ceiling) if s.jitter else ceiling
 
     def _stop(self, deadline_s: float | None) -> stop_base:
+        from tenacity import stop_after_attempt, stop_before_delay
+
         stop: stop_base = stop_after_attempt(self.settings.max_attempts)
         if deadline_s is not None:
             stop = stop | stop_before_delay(deadline_s)
         return stop
 
     def _options(self, deadline_s: float | None) -> dict[str, Any]:
+        from tenacity import retry_if_exception
+
         return {
             "stop": self._stop(deadline_s),
             "wait": self.wait_s,
@@ -153,6 +152,8 @@ class RetryPolicy:
                 raise first_failure.pop()
             return fn()
 
+        from tenacity import Retrying
+
         deadline = self._deadline(deadline_s, time.monotonic() - start)
         retrying = Retrying(sleep=self._sleep, **self._options(deadline))
         attempts = 0
@@ -184,6 +185,8 @@ class RetryPolicy:
             if first_failure:
                 raise first_failure.pop()
             return await fn()
+
+        from tenacity import AsyncRetrying
 
         deadline = self._deadline(deadline_s, time.monotonic() - start)
         retrying = AsyncRetrying(sleep=self._async_sleep, **self._options(deadline))

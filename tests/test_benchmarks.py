@@ -1,0 +1,55 @@
+"""Smoke test of the benchmark harness: it runs, and writes JSON and markdown with ratios.
+
+No timing is asserted, and no peer is needed: peers that are not installed are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_harness_writes_json_and_markdown(tmp_path: Path) -> None:
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    cmd = [sys.executable, "-m", "benchmarks", "--only", "import", "stream", "--runs", "1"]
+    cmd += ["--requests", "2", "--json", str(out_json), "--markdown", str(out_md)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+    data = json.loads(out_json.read_text())
+    assert data["machine"]["python"] and data["command"].startswith("python -m benchmarks")
+    rows = [r for r in data["rows"] if not r.get("skipped")]
+    assert {r["benchmark"] for r in rows} == {"import", "stream"}
+    for row in rows:
+        assert row["ratio"] > 0 and row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
+        assert row["baseline_median"] > 0 and row["target"] and isinstance(row["met"], bool)
+    for row in data["rows"]:
+        if row.get("skipped"):
+            assert "not installed" in row["note"]  # a missing peer skips with a note
+
+    table = out_md.read_text()
+    assert "| Ratio (median) |" in table and "import muse_sdk vs import openai" in table
+
+
+def test_parse_local_speed_rows() -> None:
+    from benchmarks.bench_local import Parsed, parse_row
+
+    row = parse_row(
+        "| single prompt, 64 new tokens | muse 41.0 tok/s | HF generate 40.0 tok/s "
+        "| **1.02x** (target >= 0.95x) |"
+    )
+    assert isinstance(row, Parsed)
+    assert (row.subject, row.baseline, row.ratio) == ("muse", "HF generate", 1.02)
+    assert row.target is not None and row.target.met(1.02)
+    batch = parse_row(
+        "| batch() of 16 prompts | batch 120.5 tok/s | 16 sequential generate 20.1 tok/s "
+        "| **6.00x** (target >= 5x) |"
+    )
+    assert isinstance(batch, Parsed)
+    assert (batch.baseline, batch.baseline_value) == ("16 sequential generate", 20.1)
+    assert parse_row("|---|---|---|---|") is None
+    assert parse_row("| peak memory (RSS) | 900 MiB | | |") == "900 MiB"
