@@ -2,8 +2,12 @@
 
 Every builder takes the server URL and the endpoint (``"chat"`` or ``"completions"``) and
 returns a zero-argument callable (sync) or a prompt -> awaitable (async) that sends one request
-for at most 5 tokens, or ``None`` when that client has no such endpoint. Peers are imported
-only here, and only when installed.
+for at most 5 tokens and returns the reply's text, or ``None`` when that client has no such
+endpoint. Peers are imported only here, and only when installed.
+
+Every call reads the text, as a caller does: openai 3.x builds a response's fields lazily, on
+first access, so a baseline that never read them would skip about 55 us of work that muse_sdk
+(which must read them to fill its typed result) cannot skip.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def muse_gen(url: str, endpoint: str) -> Any:
 
 def sync_muse(url: str, endpoint: str) -> SyncCall:
     gen = muse_gen(url, endpoint)
-    return lambda: gen.generate(PROMPT, max_tokens=MAX_TOKENS)
+    return lambda: gen.generate(PROMPT, max_tokens=MAX_TOKENS).text
 
 
 def sync_openai(url: str, endpoint: str) -> SyncCall:
@@ -54,10 +58,36 @@ def sync_openai(url: str, endpoint: str) -> SyncCall:
     client = openai.OpenAI(api_key=KEY, base_url=url)
     if endpoint == "chat":
         msgs = _messages(PROMPT)
-        return lambda: client.chat.completions.create(
-            model=CHAT_MODEL, messages=msgs, max_tokens=MAX_TOKENS
+        return lambda: _chat_text(
+            client.chat.completions.create(model=CHAT_MODEL, messages=msgs, max_tokens=MAX_TOKENS)
         )
-    return lambda: client.completions.create(model=TEXT_MODEL, prompt=PROMPT, max_tokens=MAX_TOKENS)
+    return lambda: _text(
+        client.completions.create(model=TEXT_MODEL, prompt=PROMPT, max_tokens=MAX_TOKENS)
+    )
+
+
+def _text(reply: Any) -> str:
+    return str(reply.choices[0].text)
+
+
+def _chat_text(reply: Any) -> str:
+    return str(reply.choices[0].message.content)
+
+
+async def _achat_text(reply: Awaitable[Any]) -> str:
+    return _chat_text(await reply)
+
+
+async def _atext(reply: Awaitable[Any]) -> str:
+    return _text(await reply)
+
+
+async def _amuse_text(result: Awaitable[Any]) -> str:
+    return str((await result).text)
+
+
+async def _acontent(message: Awaitable[Any]) -> str:
+    return str((await message).content)
 
 
 def _litellm_kw(url: str) -> dict[str, Any]:
@@ -69,9 +99,10 @@ def sync_litellm(url: str, endpoint: str) -> SyncCall:
 
     if endpoint == "chat":
         msgs = _messages(PROMPT)
-        return lambda: litellm.completion(f"openai/{CHAT_MODEL}", msgs, **_litellm_kw(url))
+        model = f"openai/{CHAT_MODEL}"
+        return lambda: _chat_text(litellm.completion(model, msgs, **_litellm_kw(url)))
     model = f"text-completion-openai/{TEXT_MODEL}"
-    return lambda: litellm.text_completion(model=model, prompt=PROMPT, **_litellm_kw(url))
+    return lambda: _text(litellm.text_completion(model=model, prompt=PROMPT, **_litellm_kw(url)))
 
 
 def _langchain(url: str, endpoint: str) -> Any:
@@ -83,7 +114,9 @@ def _langchain(url: str, endpoint: str) -> Any:
 
 def sync_langchain(url: str, endpoint: str) -> SyncCall:
     model = _langchain(url, endpoint)
-    return lambda: model.invoke(PROMPT)
+    if endpoint == "chat":
+        return lambda: model.invoke(PROMPT).content  # an AIMessage
+    return lambda: model.invoke(PROMPT)  # the completion LLM returns the text itself
 
 
 def _aisuite(url: str) -> Any:
@@ -98,7 +131,7 @@ def sync_aisuite(url: str, endpoint: str) -> SyncCall | None:
     completions = _aisuite(url).chat.completions
     msgs = _messages(PROMPT)
     model = f"openai:{CHAT_MODEL}"
-    return lambda: completions.create(model=model, messages=msgs, max_tokens=MAX_TOKENS)
+    return lambda: _chat_text(completions.create(model=model, messages=msgs, max_tokens=MAX_TOKENS))
 
 
 SYNC = {
@@ -114,7 +147,7 @@ SYNC = {
 
 def async_muse(url: str, endpoint: str) -> AsyncCall:
     gen = muse_gen(url, endpoint)
-    return lambda prompt: gen.agenerate(prompt, max_tokens=MAX_TOKENS)
+    return lambda prompt: _amuse_text(gen.agenerate(prompt, max_tokens=MAX_TOKENS))
 
 
 def async_openai(url: str, endpoint: str) -> AsyncCall:
@@ -122,10 +155,14 @@ def async_openai(url: str, endpoint: str) -> AsyncCall:
 
     client = openai.AsyncOpenAI(api_key=KEY, base_url=url)
     if endpoint == "chat":
-        return lambda p: client.chat.completions.create(
-            model=CHAT_MODEL, messages=_messages(p), max_tokens=MAX_TOKENS
+        return lambda p: _achat_text(
+            client.chat.completions.create(
+                model=CHAT_MODEL, messages=_messages(p), max_tokens=MAX_TOKENS
+            )
         )
-    return lambda p: client.completions.create(model=TEXT_MODEL, prompt=p, max_tokens=MAX_TOKENS)
+    return lambda p: _atext(
+        client.completions.create(model=TEXT_MODEL, prompt=p, max_tokens=MAX_TOKENS)
+    )
 
 
 def async_litellm(url: str, endpoint: str) -> AsyncCall | None:
@@ -134,11 +171,13 @@ def async_litellm(url: str, endpoint: str) -> AsyncCall | None:
     if endpoint != "chat":
         return None
     model = f"openai/{CHAT_MODEL}"
-    return lambda p: litellm.acompletion(model, _messages(p), **_litellm_kw(url))
+    return lambda p: _achat_text(litellm.acompletion(model, _messages(p), **_litellm_kw(url)))
 
 
 def async_langchain(url: str, endpoint: str) -> AsyncCall:
     model = _langchain(url, endpoint)
+    if endpoint == "chat":
+        return lambda p: _acontent(model.ainvoke(p))
     return model.ainvoke
 
 
@@ -147,7 +186,9 @@ def async_aisuite(url: str, endpoint: str) -> AsyncCall | None:
         return None
     completions = _aisuite(url).chat.completions
     model = f"openai:{CHAT_MODEL}"
-    return lambda p: completions.acreate(model=model, messages=_messages(p), max_tokens=MAX_TOKENS)
+    return lambda p: _achat_text(
+        completions.acreate(model=model, messages=_messages(p), max_tokens=MAX_TOKENS)
+    )
 
 
 ASYNC = {
