@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import openai
 import pytest
@@ -23,17 +22,6 @@ from tests.servers.openai_server import OpenAIServer, Reply
 KEY = "sk-test-abcdef123456"
 CHAT, LEGACY = "gpt-4o-mini", "gpt-3.5-turbo-instruct"
 WORLD = "你好，世界！🌍🎉 秋天的诗 🍁 done"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[OpenAIServer]:
-    with OpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _fresh(server: OpenAIServer) -> None:
-    server.reset()
 
 
 def load(server: OpenAIServer, model: str = CHAT, **kwargs: object) -> muse.Generator:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -18,17 +17,6 @@ from tests.servers.openai_server import OpenAIServer, Reply
 
 KEY = "sk-test-SECRET-0123456789"
 CHAT, LEGACY = "gpt-4o-mini", "gpt-3.5-turbo-instruct"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[OpenAIServer]:
-    with OpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _fresh(server: OpenAIServer) -> None:
-    server.reset()
 
 
 def load(url: str, model: str = CHAT, **kwargs: object) -> muse.Generator:
