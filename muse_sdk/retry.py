@@ -68,24 +68,11 @@ class RetryPolicy:
         **overrides: Any,
     ) -> None:
         base = settings or RetrySettings()
-        self.settings = base.model_copy(update=overrides) if overrides else base
-        if overrides:
-            self.settings = RetrySettings.model_validate(self.settings.model_dump())
+        self.settings = (
+            RetrySettings.model_validate({**base.model_dump(), **overrides}) if overrides else base
+        )
         self._sleep = sleep
         self._async_sleep = async_sleep
-
-    @classmethod
-    def coerce(
-        cls, value: RetryPolicy | RetrySettings | dict[str, Any] | int | None
-    ) -> RetryPolicy:
-        """Build a policy from a policy, settings, a ``retry`` table or a max-attempts count."""
-        if isinstance(value, RetryPolicy):
-            return value
-        if isinstance(value, RetrySettings):
-            return cls(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return cls(RetrySettings(max_attempts=value))
-        return cls(RetrySettings.model_validate(value or {}))
 
     def __repr__(self) -> str:
         s = self.settings

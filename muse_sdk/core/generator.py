@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from pydantic import ValidationError
+
 from muse_sdk.core.batch import BatchResult, OnResult, run_batch, run_batch_async
 from muse_sdk.core.settings import CallOptions, ProviderSettings
 from muse_sdk.core.streaming import astream_with_retry, stream_with_retry
@@ -29,6 +31,7 @@ from muse_sdk.core.types import (
     PromptInput,
     StreamChunk,
     normalize_prompt,
+    params_error,
 )
 from muse_sdk.errors import UnsupportedParameterError, did_you_mean
 from muse_sdk.retry import RetryPolicy
@@ -142,10 +145,6 @@ class Generator:
         return merged, self._options(own)
 
     def _options(self, own: dict[str, Any]) -> CallOptions:
-        from pydantic import ValidationError
-
-        from muse_sdk.core.types import params_error
-
         if not own:  # the common case: no provider-only options, and the model is immutable
             return _default_options(self.Options)
         try:

@@ -104,7 +104,6 @@ class FakeGenerator(Generator):
 
     provider = "fake"
     Settings = FakeSettings
-    native_batch = False
     settings: FakeSettings
 
     def __init__(self, model: str, settings: FakeSettings | None = None, **kwargs: object) -> None:
@@ -182,9 +181,6 @@ class FakeGenerator(Generator):
                 usage=result.usage if last else None,
             )
 
-    def _interrupt_at(self) -> int | None:
-        return self.settings.fail_stream_after
-
     # --- the provider surface --------------------------------------------------------------
 
     def _generate(self, request: Request) -> GenerationResult:
@@ -209,7 +205,7 @@ class FakeGenerator(Generator):
             time.sleep(self.settings.latency_s)
             result = self._result(request, self._check(index, request))
             for count, chunk in enumerate(self._chunks(result)):
-                if count == self._interrupt_at():
+                if count == self.settings.fail_stream_after:
                     raise ConnectionError("scripted stream interruption", provider="fake")
                 time.sleep(self.settings.chunk_latency_s)
                 yield chunk
@@ -222,7 +218,7 @@ class FakeGenerator(Generator):
             await asyncio.sleep(self.settings.latency_s)
             result = self._result(request, self._check(index, request))
             for count, chunk in enumerate(self._chunks(result)):
-                if count == self._interrupt_at():
+                if count == self.settings.fail_stream_after:
                     raise ConnectionError("scripted stream interruption", provider="fake")
                 await asyncio.sleep(self.settings.chunk_latency_s)
                 yield chunk
