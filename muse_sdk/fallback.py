@@ -26,9 +26,13 @@ logger = logging.getLogger("muse_sdk.fallback")
 
 
 class _CallParams(CallOptions):
-    """The caller's keyword parameters, re-validated by each generator in the chain."""
+    """The caller's keyword parameters, re-validated by each generator in the chain.
+
+    ``primary`` keeps what the primary made of them, so it is validated once per call.
+    """
 
     values: dict[str, Any] = Field(default_factory=dict)
+    primary: tuple[GenerationParams, CallOptions]
 
 
 def _should_fall_back(exc: BaseException, gen: Generator, position: int, total: int) -> bool:
@@ -55,18 +59,14 @@ class FallbackGenerator(Generator):
         chain = " -> ".join(f"{g.provider}:{g.model}" for g in self.generators)
         return f"<FallbackGenerator {chain}>"
 
-    @property
-    def batch_size(self) -> int:
-        """Fallback chains run batch items one by one."""
-        return 1
-
     def _split_params(self, params: dict[str, Any]) -> tuple[GenerationParams, CallOptions]:
-        self.generators[0]._split_params(params)  # bad parameters fail before any call
-        return GenerationParams(), _CallParams(values=params)
+        primary = self.generators[0]._split_params(params)  # bad parameters fail before any call
+        return GenerationParams(), _CallParams(values=params, primary=primary)
 
     def _check_request(self, request: Request) -> None:
-        primary = self.generators[0]
-        primary._request_for(request.prompt, *primary._split_params(_values(request)))
+        options = request.options
+        if isinstance(options, _CallParams):  # what the primary cannot honour fails here too
+            self.generators[0]._request_for(request.prompt, *options.primary)
 
     def _generate(self, request: Request) -> GenerationResult:
         failed = 0

@@ -125,3 +125,17 @@ def test_fallbacks_override_in_code() -> None:
 def test_needs_two_generators() -> None:
     with pytest.raises(muse.InvalidConfigError):
         FallbackGenerator([muse.load("fake:echo")])
+
+
+def test_what_the_primary_cannot_honour_fails_before_any_call() -> None:
+    class NoTopK(FakeGenerator):
+        unsupported_params = frozenset({"top_k"})
+
+    primary = NoTopK("echo")
+    backup = muse.load("fake:echo")
+    gen = FallbackGenerator([primary, backup])
+    with pytest.raises(muse.UnsupportedParameterError, match="top_k"):
+        gen.generate("x", top_k=5)
+    results = gen.batch(["a", "b"], top_k=5)
+    assert all(isinstance(item, muse.UnsupportedParameterError) for item in results)
+    assert (primary.calls, backup.calls) == (0, 0)  # type: ignore[attr-defined]
