@@ -13,6 +13,7 @@ safety and batching. A provider implements a small protected surface:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -46,12 +47,24 @@ class Request:
     prompt: Prompt
     params: GenerationParams
     options: CallOptions
+    #: When the call's ``timeout.total`` runs out, on the ``time.monotonic()`` clock; stamped
+    #: when the call starts, so retries, fallbacks and a stream's whole life share one budget.
+    deadline_at: float | None = None
 
     @property
     def deadline_s(self) -> float | None:
-        """The total time budget of the call, retries included, if one was set."""
+        """Seconds left of the call's total budget (retries and fallbacks included), if any."""
+        if self.deadline_at is not None:
+            return self.deadline_at - time.monotonic()
         timeout = self.params.timeout
         return timeout.total if timeout is not None else None
+
+    def started(self) -> Request:
+        """This request with its deadline stamped from now (unchanged if already stamped)."""
+        timeout = self.params.timeout
+        if self.deadline_at is not None or timeout is None or timeout.total is None:
+            return self
+        return dataclasses.replace(self, deadline_at=time.monotonic() + timeout.total)
 
 
 class Generator:
@@ -168,6 +181,7 @@ class Generator:
     def run(self, request: Request) -> GenerationResult:
         """Run an already validated request with retries and timing."""
         start = time.perf_counter()
+        request = request.started()
         result, attempts = self.retry.call(
             lambda: self._generate(request), deadline_s=request.deadline_s
         )
@@ -180,6 +194,7 @@ class Generator:
     async def arun(self, request: Request) -> GenerationResult:
         """Async twin of :meth:`run`."""
         start = time.perf_counter()
+        request = request.started()
         result, attempts = await self.retry.acall(
             lambda: self._agenerate(request), deadline_s=request.deadline_s
         )
@@ -191,12 +206,12 @@ class Generator:
         A stream that fails before its first chunk is retried; one that fails later raises
         :class:`~muse_sdk.errors.StreamInterruptedError` with the text already yielded.
         """
-        request = self.make_request(prompt, params)
+        request = self.make_request(prompt, params).started()
         return stream_with_retry(lambda: self._stream(request), self.retry, request.deadline_s)
 
     def astream(self, prompt: PromptInput, /, **params: Any) -> AsyncIterator[StreamChunk]:
         """Async twin of :meth:`stream`."""
-        request = self.make_request(prompt, params)
+        request = self.make_request(prompt, params).started()
         return astream_with_retry(lambda: self._astream(request), self.retry, request.deadline_s)
 
     def batch(
