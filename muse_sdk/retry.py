@@ -1,7 +1,8 @@
 """The one retry policy every provider shares, built from tenacity's composable pieces.
 
 Only errors marked ``retryable`` (429, 408, 409, 5xx, connection errors, timeouts) are retried;
-waits are exponential with full jitter, a server's ``Retry-After`` is honoured, and an overall
+waits are exponential with full jitter, a server's ``Retry-After`` is honoured up to
+``max_retry_after_s`` (a longer one is raised at once, for the caller to decide), and an overall
 deadline bounds the whole call, waits included.
 """
 
@@ -31,6 +32,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_INITIAL_WAIT_S = 0.5
 DEFAULT_MULTIPLIER = 2.0
 DEFAULT_MAX_WAIT_S = 8.0
+DEFAULT_MAX_RETRY_AFTER_S = 60.0
 
 
 class RetrySettings(BaseModel):
@@ -42,6 +44,9 @@ class RetrySettings(BaseModel):
     initial_wait_s: float = Field(default=DEFAULT_INITIAL_WAIT_S, ge=0)
     multiplier: float = Field(default=DEFAULT_MULTIPLIER, ge=1)
     max_wait_s: float = Field(default=DEFAULT_MAX_WAIT_S, ge=0)
+    #: The longest server-given wait (``Retry-After``) slept before a retry; a longer one raises
+    #: :class:`~muse_sdk.errors.RateLimitError` at once, with ``.retry_after`` set.
+    max_retry_after_s: float = Field(default=DEFAULT_MAX_RETRY_AFTER_S, ge=0)
     deadline_s: float | None = Field(default=None, gt=0)
     jitter: bool = True
 
@@ -78,6 +83,20 @@ class RetryPolicy:
         s = self.settings
         return f"RetryPolicy(max_attempts={s.max_attempts}, deadline_s={s.deadline_s})"
 
+    def should_retry(self, exc: BaseException) -> bool:
+        """Retry a retryable error, unless the server asked for a wait above the cap."""
+        if not is_retryable(exc):
+            return False
+        wait = exc.retry_after if isinstance(exc, RateLimitError) else None
+        if wait is not None and wait > self.settings.max_retry_after_s:
+            exc.add_note(
+                f"not retried: the server asked to wait {wait:g}s, more than "
+                f"max_retry_after_s={self.settings.max_retry_after_s:g}s; retry later yourself, "
+                "or raise retry={'max_retry_after_s': ...}"
+            )
+            return False
+        return True
+
     def wait_s(self, state: RetryCallState) -> float:
         """Seconds to wait before the next attempt: ``Retry-After`` or jittered backoff."""
         s = self.settings
@@ -101,7 +120,7 @@ class RetryPolicy:
         return {
             "stop": self._stop(deadline_s),
             "wait": self.wait_s,
-            "retry": retry_if_exception(is_retryable),
+            "retry": retry_if_exception(self.should_retry),
             "before_sleep": self._log_retry,
             "reraise": True,
         }
@@ -130,7 +149,7 @@ class RetryPolicy:
         try:  # the first attempt runs bare: most calls succeed, and tenacity costs ~10 us
             return fn(), 1
         except ProviderError as exc:
-            if not exc.retryable or self.settings.max_attempts == 1:
+            if self.settings.max_attempts == 1 or not self.should_retry(exc):
                 raise
             first_failure: list[BaseException] = [exc]
 
@@ -164,7 +183,7 @@ class RetryPolicy:
         try:
             return await fn(), 1
         except ProviderError as exc:
-            if not exc.retryable or self.settings.max_attempts == 1:
+            if self.settings.max_attempts == 1 or not self.should_retry(exc):
                 raise
             first_failure: list[BaseException] = [exc]
 

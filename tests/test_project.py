@@ -127,3 +127,17 @@ def test_readme_python_blocks_run(tmp_path: Path) -> None:
             run = _run_python([str(script)], cwd=tmp_path)
             assert run.returncode == 0, f"README block failed:\n{block}\n{run.stdout}{run.stderr}"
             assert run.stdout.strip()
+
+
+def test_ci_pins_every_runtime_dependency_to_its_floor() -> None:
+    """.ci/lowest-deps installs these exactly, then runs the provider and reliability tests."""
+    import tomllib
+
+    run = _run_python([str(ROOT / ".ci" / "lowest_pins.py")], cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    pins = dict(line.split("==") for line in run.stdout.split())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["local"]]
+    assert len(pins) == len(declared)
+    assert pins["tenacity"] >= "8.3"  # stop_before_delay first appeared in tenacity 8.3
+    assert "bash .ci/lowest-deps" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")

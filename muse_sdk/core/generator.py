@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import functools
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from muse_sdk.core.batch import BatchResult, OnResult, run_batch, run_batch_async
 from muse_sdk.core.settings import CallOptions, ProviderSettings
-from muse_sdk.core.streaming import astream_with_retry, stream_with_retry
+from muse_sdk.core.streaming import AsyncStream, Stream
 from muse_sdk.core.types import (
     GenerationParams,
     GenerationResult,
@@ -60,7 +60,7 @@ class Request:
         return timeout.total if timeout is not None else None
 
     def started(self) -> Request:
-        """This request with its deadline stamped from now (unchanged if already stamped)."""
+        """The request with its deadline stamped from now (unchanged if already stamped)."""
         timeout = self.params.timeout
         if self.deadline_at is not None or timeout is None or timeout.total is None:
             return self
@@ -172,6 +172,17 @@ class Generator:
         self._check_request(request)
         return request
 
+    def rebase(self, request: Request, options: Mapping[str, Any] | None = None) -> Request:
+        """Another generator's ``request`` for this one: its parameters over these defaults.
+
+        ``options`` are this provider's own options, validated here. The deadline is kept, so
+        the members of a fallback chain share one total budget.
+        """
+        given = request.params.model_dump(exclude_unset=True)
+        params = GenerationParams.build(self.defaults, **given) if given else self.defaults
+        rebased = self._request_for(request.prompt, params, self._options(dict(options or {})))
+        return dataclasses.replace(rebased, deadline_at=request.deadline_at)
+
     # --- public API ------------------------------------------------------------------------
 
     def generate(self, prompt: PromptInput, /, **params: Any) -> GenerationResult:
@@ -200,19 +211,43 @@ class Generator:
         )
         return _finish(result, start, attempts)
 
-    def stream(self, prompt: PromptInput, /, **params: Any) -> Iterator[StreamChunk]:
-        """Yield the reply as it is produced; the last chunk carries finish reason and usage.
+    def stream(self, prompt: PromptInput, /, **params: Any) -> Stream:
+        """Stream the reply: iterate the :class:`Stream` for chunks, then read ``.result``.
 
-        A stream that fails before its first chunk is retried; one that fails later raises
+        The last chunk carries finish reason and usage; ``.result`` is the whole
+        :class:`GenerationResult` once the stream has ended. A stream that fails before its
+        first chunk is retried; one that fails later raises
         :class:`~muse_sdk.errors.StreamInterruptedError` with the text already yielded.
         """
-        request = self.make_request(prompt, params).started()
-        return stream_with_retry(lambda: self._stream(request), self.retry, request.deadline_s)
+        return self.run_stream(self.make_request(prompt, params))
 
-    def astream(self, prompt: PromptInput, /, **params: Any) -> AsyncIterator[StreamChunk]:
-        """Async twin of :meth:`stream`."""
-        request = self.make_request(prompt, params).started()
-        return astream_with_retry(lambda: self._astream(request), self.retry, request.deadline_s)
+    def run_stream(self, request: Request) -> Stream:
+        """Stream an already validated request (the streaming twin of :meth:`run`)."""
+        request = request.started()
+        return Stream(
+            functools.partial(self._stream, request),
+            self.retry,
+            request.deadline_s,
+            provider=self.provider,
+            model=self.model,
+            n=request.params.n,
+        )
+
+    def astream(self, prompt: PromptInput, /, **params: Any) -> AsyncStream:
+        """Async twin of :meth:`stream`: ``async for`` the :class:`AsyncStream`."""
+        return self.arun_stream(self.make_request(prompt, params))
+
+    def arun_stream(self, request: Request) -> AsyncStream:
+        """Async twin of :meth:`run_stream`."""
+        request = request.started()
+        return AsyncStream(
+            functools.partial(self._astream, request),
+            self.retry,
+            request.deadline_s,
+            provider=self.provider,
+            model=self.model,
+            n=request.params.n,
+        )
 
     def batch(
         self,

@@ -53,11 +53,33 @@ def test_non_retryable_errors_do_not_fall_through(kind: str) -> None:
     assert (primary.calls, backup.calls) == (1, 0)
 
 
-def test_last_error_raised_when_all_fail() -> None:
+def test_one_error_names_every_member_when_all_fail() -> None:
     primary = muse.load("fake:echo", failures=["server"] * 3, retry=policy())
     backup = muse.load("fake:echo", failures=["rate_limit"] * 3, retry=policy())
-    with pytest.raises(muse.RateLimitError):
+    with pytest.raises(muse.FallbackError) as info:
         FallbackGenerator([primary, backup]).generate("x")
+    err = info.value
+    assert [type(e) for e in err.exceptions] == [muse.ServerError, muse.RateLimitError]
+    assert "ServerError" in str(err) and "RateLimitError" in str(err)
+    assert err.attempts == 6  # three attempts on each member
+    assert isinstance(err, muse.MuseError) and err.retryable
+
+
+def test_non_retryable_error_of_a_fallback_is_named_with_the_earlier_failures() -> None:
+    primary = muse.load("fake:echo", failures=["server"] * 3, retry=policy())
+    backup = muse.load("fake:echo", failures=["auth"], retry=policy())
+    with pytest.raises(muse.FallbackError) as info:
+        FallbackGenerator([primary, backup]).generate("x")
+    assert [type(e) for e in info.value.exceptions] == [muse.ServerError, muse.AuthenticationError]
+    assert info.value.attempts == 4 and not info.value.retryable
+
+
+def test_each_member_merges_the_call_with_its_own_defaults() -> None:
+    primary = muse.load("fake:echo", failures=["server"], retry=1, max_tokens=1)
+    backup = muse.load("fake:echo", max_tokens=2, temperature=0.5)
+    gen = FallbackGenerator([primary, backup])
+    assert gen.generate("one two three four").text == "one two"  # the backup's max_tokens
+    assert gen.generate("one two three four", max_tokens=3).text == "one two three"
 
 
 def test_stream_falls_back_before_first_chunk_only() -> None:

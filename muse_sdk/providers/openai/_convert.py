@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChunkAssembler", "create_kwargs", "to_result"]
 
+_NO_TIMEOUT = Timeout()
 _PLAIN_OPTIONS = (
     "user",
     "presence_penalty",
@@ -76,8 +77,8 @@ def _add_params(
         kwargs["stop"] = list(p.stop)
     if p.seed is not None:
         kwargs["seed"] = p.seed
-    if p.timeout is not None:
-        kwargs["timeout"] = http_timeout(p.timeout)
+    if p.timeout is not None or request.deadline_at is not None:  # a chain's budget counts too
+        kwargs["timeout"] = http_timeout(p.timeout or _NO_TIMEOUT, request.deadline_s)
 
 
 def _add_options(
@@ -98,17 +99,22 @@ def _add_options(
         kwargs["extra_headers"] = dict(options.extra_headers)
 
 
+def http_timeout(timeout: Timeout, left_s: float | None = None) -> openai.Timeout:
+    """Per-attempt HTTP timeouts: no phase may outlast ``total`` or the time left of the call."""
+    if left_s is None:
+        return _phase_timeout(timeout, timeout.total)
+    return _phase_timeout(timeout, max(min(left_s, timeout.total or left_s), 1e-3))
+
+
 @lru_cache(maxsize=64)
-def http_timeout(timeout: Timeout) -> openai.Timeout:
-    """Per-attempt HTTP timeouts; ``total`` also caps each phase, as no attempt may outlast it."""
+def _phase_timeout(timeout: Timeout, cap: float | None) -> openai.Timeout:
     import openai
 
     def capped(phase: float | None) -> float | None:
-        limits = [t for t in (phase, timeout.total) if t is not None]
+        limits = [t for t in (phase, cap) if t is not None]
         return min(limits) if limits else None
 
-    read = capped(timeout.read)
-    return openai.Timeout(read, connect=capped(timeout.connect))
+    return openai.Timeout(capped(timeout.read), connect=capped(timeout.connect))
 
 
 # --- replies ------------------------------------------------------------------------------
@@ -181,12 +187,22 @@ class ChunkAssembler:
     OpenAI sends usage in a trailing event with no choices (other servers may repeat it on every
     event: the last one wins). So that the last chunk carries usage and still carries its
     finish reason, the latest chunk with a finish reason is held back until the next one.
+    It also notes the reply's model and id, and which of the ``n`` choices have finished.
     """
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, n: int = 1) -> None:
         self.api = api
+        self.n = n
+        self.model: str | None = None
+        self.id: str | None = None
+        self._finished: set[int] = set()
         self._held: StreamChunk | None = None
         self._usage: Usage | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether every choice has had its finish reason."""
+        return len(self._finished) >= self.n
 
     def feed(self, event: object) -> list[StreamChunk]:
         """The chunks to yield for one event."""
@@ -203,8 +219,11 @@ class ChunkAssembler:
             if finish is None:
                 out.append(chunk)
             else:
+                self._finished.add(chunk.index)
                 self._held = chunk
         self._usage = _usage(event) or self._usage
+        self.model = self.model or _str_attr(event, "model")
+        self.id = self.id or _str_attr(event, "id")
         return out
 
     def finish(self) -> list[StreamChunk]:
@@ -214,3 +233,8 @@ class ChunkAssembler:
         if held is None:
             return [StreamChunk(usage=usage)] if usage is not None else []
         return [held.model_copy(update={"usage": usage}) if usage is not None else held]
+
+
+def _str_attr(event: object, name: str) -> str | None:
+    value = getattr(event, name, None)
+    return value if isinstance(value, str) and value else None
