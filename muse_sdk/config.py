@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from muse_sdk.errors import InvalidConfigError, did_you_mean
 from muse_sdk.registry import get_provider, provider_names
 from muse_sdk.retry import RetrySettings
 
-__all__ = ["DEFAULT_MODEL", "Config", "Profile", "config_path", "parse_model"]
+__all__ = ["DEFAULT_MODEL", "Config", "Profile", "Profiles", "config_path", "parse_model"]
 
 DEFAULT_MODEL = "local:muse-tiny"
 ENV_CONFIG, ENV_MODEL, ENV_PROFILE = "MUSE_CONFIG", "MUSE_MODEL", "MUSE_PROFILE"
@@ -105,8 +105,23 @@ def _validated(model: type[Any], data: Any, prefix: str, fail: Any) -> Any:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = prefix + ".".join(str(p) for p in err["loc"])
-        got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
-        raise fail(f"{err['msg']}{got}", field) from exc
+        if not (err["loc"] and _is_secret(model, str(err["loc"][0]))):
+            got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+            raise fail(f"{err['msg']}{got}", field) from exc
+    # Raised outside the handler: pydantic's error quotes the value, so it may not even be the
+    # context of this one.
+    raise fail(f"{err['msg']} (the value is a secret and is not shown)", field)
+
+
+_SECRET_NAMES = ("key", "token", "secret", "password")
+
+
+def _is_secret(model: type[Any], name: str) -> bool:
+    """Whether a settings field holds a secret: a ``SecretStr``, or a key-like name."""
+    info = getattr(model, "model_fields", {}).get(name)
+    if info is not None and "Secret" in str(info.annotation):
+        return True
+    return name.endswith(_SECRET_NAMES) and not name.endswith("_env")
 
 
 def _fallbacks(value: Any, fail: Any) -> tuple[str, ...]:
@@ -140,8 +155,43 @@ def _user_config_dir(env: Mapping[str, str]) -> Path:
     return Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
 
 
+class Profiles(Mapping[str, Profile]):
+    """A config's profiles by name, each validated when first read.
+
+    Names, ``in`` and ``len`` never validate; ``profiles[name]`` validates that profile only (and
+    raises its :class:`InvalidConfigError`), so one broken profile never breaks the others.
+    """
+
+    def __init__(self, tables: Mapping[str, Mapping[str, Any]], source: str | None) -> None:
+        self._tables = tables
+        self._source = source
+        self._valid: dict[str, Profile] = {}
+
+    def __getitem__(self, name: str) -> Profile:
+        if name not in self._valid:
+            table = self._tables[name]
+            self._valid[name] = Profile.from_table(table, name=name, source=self._source)
+        return self._valid[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tables  # Mapping's default would validate the profile
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tables)
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+    def __repr__(self) -> str:
+        return f"Profiles({list(self._tables)!r})"
+
+
 class Config:
-    """A parsed, validated config file (or mapping): a default and named profile tables."""
+    """A parsed config file (or mapping): a default and named profile tables.
+
+    The file's shape is checked when it is read; each profile, and the ``default`` reference,
+    only when used, so that one broken profile breaks only the loads that use it.
+    """
 
     def __init__(
         self,
@@ -153,19 +203,10 @@ class Config:
         self.source = source
         self.default = default
         self.tables = {name: dict(table) for name, table in (profiles or {}).items()}
-        self.profiles = {
-            name: Profile.from_table(table, name=name, source=source)
-            for name, table in self.tables.items()
-        }
-        if default is not None and ":" not in default and default not in self.profiles:
-            raise InvalidConfigError(
-                f"default profile {default!r} is not defined{did_you_mean(default, self.profiles)}",
-                source=source,
-                field="default",
-            )
+        self.profiles = Profiles(self.tables, source)
 
     def __repr__(self) -> str:
-        names = list(self.profiles)
+        names = list(self.tables)
         return f"Config(source={self.source!r}, default={self.default!r}, profiles={names})"
 
     @classmethod
@@ -228,8 +269,8 @@ class Config:
         if model is None and profile is None:
             model = env.get(ENV_MODEL) or None
             if model is None:
-                profile = env.get(ENV_PROFILE) or self.default or DEFAULT_MODEL
-        if profile is not None and profile not in self.profiles and ":" in profile:
+                profile = env.get(ENV_PROFILE) or self.default_spec()
+        if profile is not None and profile not in self.tables and ":" in profile:
             model, profile = profile, None
         if model is not None and ":" not in model and profile is None:
             model, profile = None, model
@@ -247,6 +288,19 @@ class Config:
             table.update(provider=provider, model=model_name)
         return profile, table
 
+    def default_spec(self) -> str:
+        """The file's ``default`` (checked now that it is used), else the built-in default."""
+        default = self.default
+        if default is None:
+            return DEFAULT_MODEL
+        if ":" not in default and default not in self.tables:
+            raise InvalidConfigError(
+                f"default profile {default!r} is not defined{did_you_mean(default, self.tables)}",
+                source=self.source,
+                field="default",
+            )
+        return default
+
     def _profile_table(self, name: str) -> dict[str, Any]:
         if name in self.tables:
             return dict(self.tables[name])
@@ -254,4 +308,16 @@ class Config:
         hint = did_you_mean(name, self.profiles)
         if name in provider_names():
             hint = f"; to use the provider directly, write '{name}:MODEL'"
+        elif not hint:  # perhaps a model name without its provider, such as "gpt2"
+            import difflib
+
+            from muse_sdk.models import known_model_names  # reads the HF cache: errors only
+
+            close = difflib.get_close_matches(name, known_model_names(), n=1, cutoff=0.75)
+            if close and close[0] == name:
+                hint = f"; to run the local model, write 'local:{name}'"
+            elif close:
+                hint = f" (did you mean 'local:{close[0]}'?)"
+            else:
+                hint = "; for a model, name its provider too: 'local:gpt2', 'openai:gpt-4o-mini'"
         raise InvalidConfigError(f"no profile named {name!r}{where}{hint}", field="profile")

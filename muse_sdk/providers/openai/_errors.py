@@ -9,6 +9,8 @@ APIStatusError 400, 422                BadRequestError, or ContextLengthExceeded
                429                     RateLimitError (.retry_after from Retry-After)
                408, 409, 5xx           ServerError (retried)
 unreadable reply, stream error event   ServerError (retried)
+stalled stream (no data event in time) TimeoutError (retried before the first chunk)
+cut stream (ended before complete)     ConnectionError (retried before the first chunk)
 ```
 """
 
@@ -22,6 +24,7 @@ from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
+from muse_sdk._redact import Redactor, scrub_chain
 from muse_sdk.errors import (
     AuthenticationError,
     BadRequestError,
@@ -39,7 +42,13 @@ from muse_sdk.errors import (
 if TYPE_CHECKING:
     import openai
 
-__all__ = ["ErrorMap", "MalformedReplyError", "parse_retry_after"]
+__all__ = [
+    "CutStreamError",
+    "ErrorMap",
+    "MalformedReplyError",
+    "StalledStreamError",
+    "parse_retry_after",
+]
 
 _HINTS: dict[type[ProviderError], str] = {
     AuthenticationError: "check the API key (api_key=... or the variable named by api_key_env)",
@@ -59,8 +68,6 @@ _STATUS: dict[int, type[ProviderError]] = {
     422: BadRequestError,
     429: RateLimitError,
 }
-# OpenAI masks keys in 401 messages as "sk-abc***xyz"; even the visible ends are not repeated.
-_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_*\-]{4,}")
 _CONTEXT = re.compile(r"maximum context length is (\d+)")
 _PROMPT_TOKENS = re.compile(r"(\d+) (?:in the (?:messages|prompt)|input tokens)")
 _COMPLETION_TOKENS = re.compile(r"(\d+) in the completion|is too large: (\d+)")
@@ -68,6 +75,14 @@ _COMPLETION_TOKENS = re.compile(r"(\d+) in the completion|is too large: (\d+)")
 
 class MalformedReplyError(ValueError):
     """A 200 reply that is not the JSON shape of a completion."""
+
+
+class StalledStreamError(Exception):
+    """A stream that sent no data event within ``read``, or outlived the call's ``total``."""
+
+
+class CutStreamError(Exception):
+    """A stream whose body ended before the reply was complete."""
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -98,7 +113,7 @@ class ErrorMap:
     def __init__(self, provider: str, endpoint: str, secrets: Iterable[str | None] = ()) -> None:
         self.provider = provider
         self.endpoint = endpoint
-        self._secrets = tuple(s for s in secrets if s)
+        self.redact = Redactor(secrets)
 
     def __repr__(self) -> str:
         return f"<ErrorMap {self.provider} {self.endpoint}>"
@@ -114,7 +129,9 @@ class ErrorMap:
             mapped = self.convert(exc, max_tokens)
             if mapped is None:
                 raise
-            raise mapped from exc
+            mapped.__cause__ = exc
+            scrub_chain(mapped, self.redact)  # the server's text may echo the key
+            raise mapped from mapped.__cause__  # the cause, or its redacted stand-in
 
     def convert(self, exc: Exception, max_tokens: int | None = None) -> MuseError | None:
         """The MuseError for ``exc``, or ``None`` when it is not a backend error."""
@@ -135,6 +152,13 @@ class ErrorMap:
             )
         if isinstance(exc, openai.APIStatusError):
             return self._status_error(exc, max_tokens)
+        if isinstance(exc, StalledStreamError):
+            hint = "raise timeout=... if the model needs longer"
+            return self._error(TimeoutError, f"{self.endpoint} {exc}", hint)
+        if isinstance(exc, CutStreamError):
+            return self._error(
+                ConnectionError, f"{self.endpoint} {exc}", "the connection closed too early"
+            )
         if isinstance(
             exc,
             json.JSONDecodeError
@@ -152,6 +176,22 @@ class ErrorMap:
         if isinstance(exc, openai.OpenAIError):
             return self._error(
                 ProviderError, f"the openai client failed: {exc}", "check the provider settings"
+            )
+        return self._transport_error(exc)
+
+    def _transport_error(self, exc: Exception) -> MuseError | None:
+        """HTTP-client errors that older openai releases let escape from a stream's body."""
+        import httpx2
+
+        if isinstance(exc, httpx2.TimeoutException):
+            return self._error(
+                TimeoutError, f"{self.endpoint} stopped sending", "raise timeout=..."
+            )
+        if isinstance(exc, httpx2.TransportError):
+            return self._error(
+                ConnectionError,
+                f"the connection to {self.endpoint} failed or was dropped ({exc})",
+                "check base_url and that the server is running",
             )
         return None
 
@@ -176,12 +216,6 @@ class ErrorMap:
         self, cls: type[ProviderError], text: str, hint: str, **kwargs: Any
     ) -> ProviderError:
         return cls(self.redact(f"{text}; {hint}"), provider=self.provider, **kwargs)
-
-    def redact(self, text: str) -> str:
-        """Remove this generator's key, and anything shaped like an OpenAI key, from ``text``."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return _KEY_LIKE.sub("sk-***", text)
 
 
 def _server_message(body: object) -> str:
