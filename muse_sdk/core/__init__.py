@@ -3,6 +3,7 @@
 from muse_sdk.core.batch import BatchResult
 from muse_sdk.core.generator import Generator, Request
 from muse_sdk.core.settings import CallOptions, KeySettings, ProviderSettings
+from muse_sdk.core.streaming import AsyncStream, Stream
 from muse_sdk.core.types import (
     Choice,
     GenerationParams,
@@ -14,6 +15,7 @@ from muse_sdk.core.types import (
 )
 
 __all__ = [
+    "AsyncStream",
     "BatchResult",
     "CallOptions",
     "Choice",
@@ -24,6 +26,7 @@ __all__ = [
     "Message",
     "ProviderSettings",
     "Request",
+    "Stream",
     "StreamChunk",
     "Timeout",
     "Usage",

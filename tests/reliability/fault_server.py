@@ -4,6 +4,7 @@ It speaks raw HTTP/1.1 over asyncio streams (no framework) so that it can fail t
 servers and networks do: reset a connection before or after the headers, stall, send malformed
 JSON, cut an SSE stream in the middle of an event, or answer 200 with an error body. Every request
 is recorded, so tests compare what the client reports with what the server really saw.
+Misbehaving streams (keep-alive stalls, cut bodies, endless lines, floods) are in stream_faults.py.
 """
 
 from __future__ import annotations
@@ -90,14 +91,20 @@ class FaultServer:
         schedule: Schedule | None = None,
         *,
         retry_after: str = "0",
+        rate_limit_headers: dict[str, str] | None = None,
         stall_s: float = 5.0,
         chunk_delay_s: float = 0.0,
     ) -> None:
         self.schedule = schedule or Schedule()
         self.retry_after = retry_after
+        #: Headers of a 429 instead of ``retry-after: <retry_after>`` (retry-after-ms, a date).
+        self.rate_limit_headers = rate_limit_headers
         self.stall_s = stall_s
         self.chunk_delay_s = chunk_delay_s
         self.seen: list[Seen] = []
+        #: When a client hung up on an endless stream (tests/reliability/stream_faults.py).
+        self.hangups: list[float] = []
+        self.last_key = ""
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -151,7 +158,9 @@ class FaultServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while (request := await _read_request(reader)) is not None:
-                path, body = request
+                path, body, headers = request
+                # read by _respond before its first await, so connections never mix it up
+                self.last_key = headers.get("authorization", "").removeprefix("Bearer ")
                 prompt = _prompt_of(body)
                 with self._lock:
                     fault = self.schedule.next_fault(prompt)
@@ -173,6 +182,10 @@ class FaultServer:
     ) -> bool:
         """Write one response; return False when the connection must not be reused."""
         chat = path.endswith("/chat/completions")
+        from tests.reliability import stream_faults  # it imports this module's helpers
+
+        if fault in stream_faults.STREAM_FAULTS:
+            return await stream_faults.respond(self, writer, body, prompt, chat, fault)
         if fault is None:
             if body.get("stream"):
                 await self._stream(writer, body, prompt, chat, cut=False)
@@ -180,7 +193,7 @@ class FaultServer:
                 await _send(writer, 200, _completion(body, reply_for(prompt), chat, len(self.seen)))
             return True
         if fault == "rate_limit":
-            headers = {"retry-after": self.retry_after}
+            headers = self.rate_limit_headers or {"retry-after": self.retry_after}
             await _send(writer, 429, _error("rate limited", "rate_limit_exceeded"), headers)
             return True
         if fault.startswith("status:"):  # a non-retryable status, e.g. "status:401"
@@ -204,6 +217,10 @@ class FaultServer:
             return False
         if fault == "malformed_json":
             await _send(writer, 200, b'{"id": "x", "choices": [{"text": "unterminated')
+            return True
+        if fault == "echo_key_401":  # a server that quotes the key it was sent
+            message = f"Incorrect API key provided: {self.last_key}. Check it and retry."
+            await _send(writer, 401, _error(message, "invalid_api_key"))
             return True
         if fault == "error_body_200":
             await _send(writer, 200, _error("the model crashed", "server_error"))
@@ -254,7 +271,9 @@ class FaultServer:
         await writer.drain()
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, Any]] | None:
+async def _read_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, dict[str, Any], dict[str, str]] | None:
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError:
@@ -265,7 +284,7 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, An
         k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
     }
     raw = await reader.readexactly(int(headers.get("content-length", "0")))
-    return path, json.loads(raw or b"{}")
+    return path, json.loads(raw or b"{}"), headers
 
 
 def _status_text(status: int) -> str:

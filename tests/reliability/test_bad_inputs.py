@@ -59,7 +59,7 @@ def missing_config_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[], object]:
     return lambda: muse.load()
 
 
-OK_PROFILE = '[profiles.p]\nprovider = "fake"\nmodel = "echo"\n'
+OK_PROFILE = 'default = "p"\n[profiles.p]\nprovider = "fake"\nmodel = "echo"\n'  # used: checked
 
 CASES: list[tuple[str, Callable[[], object], type[muse.MuseError], str]] = [
     ("unknown-provider", lambda: muse.load("opnai:gpt-4o"), muse.UnknownProviderError, "opnai"),

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from muse_sdk.core.generator import Generator, Request
+from muse_sdk.core.streaming import note_reply
 from muse_sdk.core.types import GenerationResult, StreamChunk
 from muse_sdk.errors import UnsupportedParameterError
+from muse_sdk.providers.openai._clients import LoopClients
 from muse_sdk.providers.openai._convert import ChunkAssembler, create_kwargs, to_result
 from muse_sdk.providers.openai._errors import ErrorMap
 from muse_sdk.providers.openai._settings import (
@@ -22,6 +22,7 @@ from muse_sdk.providers.openai._settings import (
     OpenAISettings,
     pick_api,
 )
+from muse_sdk.providers.openai._sse import drain_after_done, guard
 
 if TYPE_CHECKING:
     import openai
@@ -55,7 +56,10 @@ class OpenAIGenerator(Generator):
         self._errors = ErrorMap(self.provider, _display_url(self.settings.base_url), [key])
         self._lock = threading.Lock()
         self._sync: openai.OpenAI | None = None
-        self._async: tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI] | None = None
+        self._async = LoopClients(self._new_async_client)
+        # Imported here, not in the first call: importing openai takes about half a second,
+        # which must not block an event loop inside the first agenerate().
+        import openai  # noqa: F401
 
     def __repr__(self) -> str:
         return f"<OpenAIGenerator openai:{self.model} api={self.api}>"
@@ -84,17 +88,13 @@ class OpenAIGenerator(Generator):
                 client = self._sync
         return client
 
-    def _aclient(self) -> openai.AsyncOpenAI:
-        # An async client's connections belong to one event loop; a new loop (a second
-        # asyncio.run()) gets a new client instead of connections bound to a closed loop.
-        loop = asyncio.get_running_loop()
-        current = self._async
-        if current is None or current[0] is not loop:
-            import openai
+    def _new_async_client(self) -> openai.AsyncOpenAI:
+        import openai
 
-            current = (loop, openai.AsyncOpenAI(**self._client_kwargs()))
-            self._async = current
-        return current[1]
+        return openai.AsyncOpenAI(**self._client_kwargs())
+
+    def _aclient(self) -> openai.AsyncOpenAI:
+        return self._async.get()  # one per event loop: connections belong to their loop
 
     def close(self) -> None:
         """Close the sync client's connections (``aclose()`` closes the async one too)."""
@@ -104,11 +104,9 @@ class OpenAIGenerator(Generator):
             client.close()
 
     async def aclose(self) -> None:
-        """Close both clients."""
+        """Close both clients (the async one of the running event loop)."""
         self.close()
-        current, self._async = self._async, None
-        if current is not None and current[0] is asyncio.get_running_loop():
-            await current[1].close()
+        await self._async.aclose()
 
     # --- requests --------------------------------------------------------------------------
 
@@ -166,77 +164,37 @@ class OpenAIGenerator(Generator):
 
     def _stream(self, request: Request) -> Iterator[StreamChunk]:
         kwargs = self._kwargs(request, stream=True)
-        assembler = ChunkAssembler(self.api)
+        assembler = ChunkAssembler(self.api, request.params.n)
         with self._errors(request.params.max_tokens):
             events = cast("openai.Stream[Any]", self._endpoint(self._client()).create(**kwargs))
-            _drain_after_done(events.response)
+            decoder = guard(events, request)
+            drain_after_done(events.response)
             try:
                 for event in events:
                     yield from assembler.feed(event)
+                decoder.ensure_complete(assembler.complete)
+                note_reply(model=assembler.model, id=assembler.id)
                 yield from assembler.finish()
             finally:
                 events.close()
 
     async def _astream(self, request: Request) -> AsyncIterator[StreamChunk]:
         kwargs = self._kwargs(request, stream=True)
-        assembler = ChunkAssembler(self.api)
+        assembler = ChunkAssembler(self.api, request.params.n)
         with self._errors(request.params.max_tokens):
             endpoint = self._endpoint(self._aclient())
             events = cast("openai.AsyncStream[Any]", await endpoint.create(**kwargs))
+            decoder = guard(events, request)
             try:
                 async for event in events:
                     for chunk in assembler.feed(event):
                         yield chunk
+                decoder.ensure_complete(assembler.complete)
+                note_reply(model=assembler.model, id=assembler.id)
                 for chunk in assembler.finish():
                     yield chunk
             finally:
                 await events.close()
-
-
-def _drain_after_done(response: Any) -> None:
-    """Make closing a sync SSE body after ``[DONE]`` first read its last bytes.
-
-    openai's sync ``Stream`` closes the response as soon as it sees ``[DONE]``, before the
-    chunked body's terminator, so the connection is dropped instead of kept alive (its async
-    twin drains the body). Only a body whose bytes ended in ``[DONE]`` is drained, so a stream
-    the caller abandons midway is still closed at once.
-    """
-    if response.http_version == "HTTP/1.1":
-        response.stream = _drain_class()(response.stream)
-
-
-@lru_cache(maxsize=1)
-def _drain_class() -> type[Any]:
-    # The openai package's HTTP client: httpx2 since openai 3, httpx before.
-    try:
-        from httpx2 import SyncByteStream
-    except ImportError:  # pragma: no cover - older openai releases
-        from httpx import SyncByteStream  # type: ignore[assignment]
-
-    class DrainAfterDone(SyncByteStream):
-        max_reads = 4
-
-        def __init__(self, inner: SyncByteStream) -> None:
-            self._inner = inner
-            self._tail = b""
-
-        def __iter__(self) -> Iterator[bytes]:
-            for chunk in self._inner:
-                self._tail = (self._tail + chunk)[-16:]
-                yield chunk
-
-        def close(self) -> None:
-            try:
-                if self._tail.rstrip().endswith(b"[DONE]"):
-                    for reads, _ in enumerate(self._inner, 1):
-                        if reads >= self.max_reads:
-                            break
-            except Exception:  # cleanup must never turn a finished stream into an error
-                pass
-            finally:
-                self._inner.close()
-
-    return DrainAfterDone
 
 
 def _display_url(base_url: str | None) -> str:
