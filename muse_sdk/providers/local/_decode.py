@@ -174,8 +174,9 @@ Sink = Callable[[int, str], None]
 class Tracker:
     """A ``model.generate`` stopping criterion that decodes, trims and streams every row.
 
-    ``sink(row, text)`` receives text as soon as it is final (streaming); ``cancel()`` makes
-    every row stop at the next step (a stream closed early).
+    ``sink(row, text)`` receives text as soon as it is final (streaming); ``on_step()`` is
+    called after every decode step (the caller's read timeout); ``cancel()`` makes every row
+    stop at the next step (a stream closed early, a call past its timeout).
     """
 
     def __init__(
@@ -185,15 +186,22 @@ class Tracker:
         eos_ids: frozenset[int],
         stops: Sequence[str],
         sink: Sink | None = None,
+        on_step: Callable[[], None] | None = None,
     ) -> None:
         self.rows = [Row(token_text.decoder(), StopMatcher(stops)) for _ in range(rows)]
         self._eos = eos_ids
         self._sink = sink
+        self._on_step = on_step
         self._cancelled = threading.Event()
 
     def cancel(self) -> None:
         """Stop every row at the next step."""
         self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._cancelled.is_set()
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         new_tokens = input_ids[:, -1].tolist()
@@ -202,6 +210,8 @@ class Tracker:
                 self._step(index, row, int(token_id))
         cancelled = self._cancelled.is_set()
         done = [cancelled or row.finish_reason is not None for row in self.rows]
+        if self._on_step is not None:
+            self._on_step()
         return input_ids.new_tensor(done).bool()
 
     def _step(self, index: int, row: Row, token_id: int) -> None:

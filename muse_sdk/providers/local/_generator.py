@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import queue
+import functools
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from types import ModuleType
 from typing import Any
 
@@ -18,8 +18,9 @@ from muse_sdk.errors import (
     ProviderError,
     UnsupportedParameterError,
 )
-from muse_sdk.providers.local._decode import Row, Sink, Tracker
+from muse_sdk.providers.local._decode import Row, Tracker
 from muse_sdk.providers.local._device import import_backend, resolve_device, resolve_dtype
+from muse_sdk.providers.local._hub import check_hub_model
 from muse_sdk.providers.local._loading import (
     CacheKey,
     LoadedModel,
@@ -28,6 +29,7 @@ from muse_sdk.providers.local._loading import (
     resolve_source,
 )
 from muse_sdk.providers.local._settings import DEFAULT_MAX_TOKENS, LocalSettings
+from muse_sdk.providers.local._timeouts import Budget, TextEvents, Watch
 
 __all__ = ["LocalGenerator", "generation_kwargs"]
 
@@ -86,6 +88,8 @@ class LocalGenerator(Generator):
 
     The model is loaded when the generator is built (errors surface at ``muse.load``), shared
     with every generator of the same (model, device, dtype), and freed by the last ``close()``.
+    ``timeout.read`` bounds the wait for each token and ``timeout.total`` the whole call, the
+    wait for a model busy with other calls included (see ``_timeouts``).
     """
 
     provider = "local"
@@ -95,11 +99,13 @@ class LocalGenerator(Generator):
 
     def __init__(self, model: str, settings: LocalSettings | None = None, **kwargs: Any) -> None:
         super().__init__(model, settings, **kwargs)
-        self._torch, transformers = import_backend()
-        self.device = resolve_device(self._torch, self.settings.device)
-        self.dtype = resolve_dtype(self._torch, self.settings.dtype, self.device)
-        source, _ = resolve_source(model)
         s = self.settings
+        source, is_dir = resolve_source(model)
+        if not is_dir:  # before importing torch (seconds): weights that cannot be had fail now
+            check_hub_model(source, s.revision)
+        self._torch, transformers = import_backend()
+        self.device = resolve_device(self._torch, s.device)
+        self.dtype = resolve_dtype(self._torch, s.dtype, self.device)
         self._key: CacheKey = (
             source,
             s.revision,
@@ -159,11 +165,11 @@ class LocalGenerator(Generator):
     def _has_chat_template(self) -> bool:
         return bool(getattr(self._model().tokenizer, "chat_template", None))
 
-    def _encode(self, loaded: LoadedModel, request: Request) -> list[int]:
+    def _encode(self, loaded: LoadedModel, request: Request, budget: Budget) -> list[int]:
         """Tokenise the prompt and make it fit the context (or raise)."""
         prompt = request.prompt
         tokenizer = loaded.tokenizer
-        with loaded.lock:  # fast tokenizers are not safe to share across threads
+        with budget.hold(loaded.lock):  # fast tokenizers are not safe to share across threads
             if isinstance(prompt, str):
                 ids = list(tokenizer(prompt)["input_ids"])
             else:
@@ -180,17 +186,34 @@ class LocalGenerator(Generator):
             return ids
         if self.settings.truncate == "left" and max_new < context:
             return ids[len(ids) + max_new - context :]
+        # With truncate='left' already, max_tokens alone does not fit: no hint to give then.
+        hint = "set truncate='left' (in the profile, in muse.load(), or --truncate left)"
         raise ContextLengthExceededError(
-            len(ids), max_new, context, hint="set truncate='left' in the profile"
+            len(ids), max_new, context, hint="" if self.settings.truncate == "left" else hint
         )
 
     # --- generation --------------------------------------------------------------------------
 
-    def _tracker(
-        self, loaded: LoadedModel, prompts: int, params: GenerationParams, sink: Sink | None
-    ) -> Tracker:
-        rows = prompts * params.n
-        return Tracker(rows, loaded.token_text, loaded.eos_ids, params.stop or (), sink)
+    def _watched(
+        self,
+        loaded: LoadedModel,
+        prompts: Sequence[list[int]],
+        params: GenerationParams,
+        budget: Budget,
+        stream: bool,
+    ) -> tuple[Tracker, TextEvents]:
+        """Start generating in a worker; iterate the events (streamed text) to wait for it."""
+        watch = Watch(budget)
+        tracker = Tracker(
+            len(prompts) * params.n,
+            loaded.token_text,
+            loaded.eos_ids,
+            params.stop or (),
+            watch.text if stream else None,
+            on_step=watch.step,
+        )
+        work = functools.partial(self._run, loaded, prompts, params, tracker, watch)
+        return tracker, watch.run(work, tracker.cancel)
 
     def _run(
         self,
@@ -198,6 +221,7 @@ class LocalGenerator(Generator):
         prompts: Sequence[list[int]],
         params: GenerationParams,
         tracker: Tracker,
+        watch: Watch,
     ) -> None:
         """One ``model.generate`` pass over every prompt, each repeated ``n`` times."""
         torch = self._torch
@@ -206,8 +230,12 @@ class LocalGenerator(Generator):
         rows = [ids for ids in prompts for _ in range(params.n)]
         input_ids, mask = _left_pad(torch, rows, loaded.pad_id, self.device)
         kwargs = generation_kwargs(params, loaded)
-        sampling = _SAMPLING_LOCK if kwargs["do_sample"] else nullcontext()
-        with sampling, loaded.lock, _backend_errors(torch):
+        budget = watch.budget
+        sampling = budget.hold(_SAMPLING_LOCK) if kwargs["do_sample"] else nullcontext()
+        with sampling, budget.hold(loaded.lock), _backend_errors(torch):
+            if tracker.cancelled:
+                return  # the caller gave up while this call waited for the model
+            watch.started()
             if kwargs["do_sample"] and params.seed is not None:
                 torch.manual_seed(params.seed)
             with torch.inference_mode():
@@ -235,22 +263,27 @@ class LocalGenerator(Generator):
 
     def _generate(self, request: Request) -> GenerationResult:
         loaded = self._model()
-        prompt = self._encode(loaded, request)
-        tracker = self._tracker(loaded, 1, request.params, None)
-        self._run(loaded, [prompt], request.params, tracker)
+        budget = Budget.of([request])
+        prompt = self._encode(loaded, request, budget)
+        tracker, events = self._watched(loaded, [prompt], request.params, budget, stream=False)
+        for _ in events:  # no text events: this waits for the end, within the budget
+            pass
         return self._result(tracker.rows, len(prompt))
 
     def _generate_batch(self, requests: Sequence[Request]) -> list[GenerationResult]:
         """Run requests that share parameters as one left-padded batch."""
+        requests = [request.started() for request in requests]  # one clock for the unit
         results: dict[int, GenerationResult] = {}
         groups: dict[GenerationParams, list[int]] = {}
         for index, request in enumerate(requests):
             groups.setdefault(request.params, []).append(index)
         loaded = self._model()
         for params, indices in groups.items():
-            prompts = [self._encode(loaded, requests[i]) for i in indices]
-            tracker = self._tracker(loaded, len(prompts), params, None)
-            self._run(loaded, prompts, params, tracker)
+            budget = Budget.of([requests[i] for i in indices])
+            prompts = [self._encode(loaded, requests[i], budget) for i in indices]
+            tracker, events = self._watched(loaded, prompts, params, budget, stream=False)
+            for _ in events:
+                pass
             n = params.n
             for k, (index, prompt) in enumerate(zip(indices, prompts, strict=True)):
                 results[index] = self._result(tracker.rows[k * n : (k + 1) * n], len(prompt))
@@ -258,27 +291,12 @@ class LocalGenerator(Generator):
 
     def _stream(self, request: Request) -> Iterator[StreamChunk]:
         loaded = self._model()
-        prompt = self._encode(loaded, request)
-        events: queue.SimpleQueue[tuple[int, str] | BaseException | None] = queue.SimpleQueue()
-        tracker = self._tracker(loaded, 1, request.params, lambda i, t: events.put((i, t)))
-
-        def produce() -> None:
-            try:
-                self._run(loaded, [prompt], request.params, tracker)
-                events.put(None)  # the end
-            except BaseException as exc:  # handed to the consumer, which re-raises it
-                events.put(exc)
-
-        worker = threading.Thread(target=produce, name="muse-local-stream", daemon=True)
-        worker.start()
-        try:
-            while (event := events.get()) is not None:
-                if isinstance(event, BaseException):
-                    raise event
-                yield StreamChunk(text=event[1], index=event[0])
-        finally:
-            tracker.cancel()  # a consumer that stops early frees the model at the next step
-        worker.join()
+        budget = Budget.of([request])
+        prompt = self._encode(loaded, request, budget)
+        tracker, events = self._watched(loaded, [prompt], request.params, budget, stream=True)
+        with closing(events):  # a consumer that stops early frees the model at the next step
+            for index, text in events:
+                yield StreamChunk(text=text, index=index)
         yield from _final_chunks(self._result(tracker.rows, len(prompt)))
 
 

@@ -2,12 +2,13 @@
 
 A model is loaded once per (source, revision, device, dtype) per process and shared by every
 generator that asks for it; ``release`` frees it when the last one closes. Hub failures become
-:class:`~muse_sdk.errors.BackendUnavailableError` that says how to get the weights.
+:class:`~muse_sdk.errors.BackendUnavailableError` that says how to get the weights, or
+:class:`~muse_sdk.errors.UnknownModelError` when the hub has no model of that name.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import sys
 import threading
 from collections.abc import Iterator
@@ -17,9 +18,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from muse_sdk.errors import BackendUnavailableError
-from muse_sdk.models import SHIPPED_MODELS, shipped_model_dir
+from muse_sdk.errors import BackendUnavailableError, MuseError
+from muse_sdk.models import SHIPPED_MODELS, hf_hub_cache, hf_offline, shipped_model_dir
 from muse_sdk.providers.local._decode import TokenText
+from muse_sdk.providers.local._hub import download_command, hub_reachable, not_on_hub_error
 
 __all__ = ["CacheKey", "LoadedModel", "acquire", "cached_keys", "release", "resolve_source"]
 
@@ -70,51 +72,78 @@ def resolve_source(model: str) -> tuple[str, bool]:
     return model, False
 
 
-def _weights_hint(source: str) -> str:
-    return (
-        f"could not load {source!r} from the Hugging Face hub, and no cached copy was found. "
-        "To get the weights: download them where there is network "
-        f"(`huggingface-cli download {source}`, or `save_pretrained(dir)`) and pass the "
-        f"directory as 'local:/path/to/dir'; or point HF_ENDPOINT at a mirror; set "
-        "HF_HUB_OFFLINE=1 to use only the local cache without waiting on the network. "
-        "'local:muse-tiny' ships with muse-sdk and needs no download."
+def _hub_error(source: str, exc: BaseException) -> MuseError:
+    """One line for a hub model that failed to load although the hub looked reachable."""
+    if _caused_by(exc, "RepositoryNotFoundError") and not _caused_by(exc, "GatedRepoError"):
+        return not_on_hub_error(source)
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return BackendUnavailableError(
+        f"could not load {source!r} from the Hugging Face hub ({first_line}): download it "
+        f"with `{download_command(source)}`, or save_pretrained() it to a directory and use "
+        "'local:/path/to/dir'; 'local:muse-tiny' ships with muse-sdk and needs no download"
     )
+
+
+def _caused_by(exc: BaseException, name: str) -> bool:
+    """Whether an exception of class ``name`` is in ``exc``'s cause/context chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if any(cls.__name__ == name for cls in type(current).__mro__):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _from_pretrained(
     loader: Any, source: str, is_dir: bool, **kwargs: Any
 ) -> Any:  # the transformers Auto* class and the object it returns are untyped
-    """Load from the cache first (no network round trip), then from the hub."""
+    """Load from the cache first (no network round trip), then from the hub if it answers."""
     if is_dir:
         return loader.from_pretrained(source, **kwargs)
     try:
         return loader.from_pretrained(source, local_files_only=True, **kwargs)
     except OSError:
-        if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        if hf_offline() or not hub_reachable():
             raise
     return loader.from_pretrained(source, **kwargs)
 
 
 @contextmanager
+def _quiet_hub() -> Iterator[None]:
+    """Silence huggingface_hub's retry warnings: a failure ends in one error line instead."""
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextmanager
 def _no_progress_bars(transformers: ModuleType) -> Iterator[None]:
     """Hide transformers' "Loading weights" bar for the load, then restore the user's choice."""
-    logging = transformers.utils.logging
-    enabled = logging.is_progress_bar_enabled()
+    bars = transformers.utils.logging
+    enabled = bars.is_progress_bar_enabled()
     if enabled:
-        logging.disable_progress_bar()
+        bars.disable_progress_bar()
     try:
         yield
     finally:
         if enabled:
-            logging.enable_progress_bar()
+            bars.enable_progress_bar()
 
 
 def _load(transformers: ModuleType, key: CacheKey, device: Any, dtype: Any) -> LoadedModel:
     source, revision, _, _, trust = key
     is_dir = Path(source).is_dir()
     options: dict[str, Any] = {"revision": revision, "trust_remote_code": trust}
+    if not is_dir:  # the cache that check_hub_model read, even if HF_* changed after import
+        options["cache_dir"] = str(hf_hub_cache())
     try:
-        with _no_progress_bars(transformers):
+        with _no_progress_bars(transformers), _quiet_hub():
             tokenizer = _from_pretrained(transformers.AutoTokenizer, source, is_dir, **options)
             model = _from_pretrained(
                 transformers.AutoModelForCausalLM, source, is_dir, dtype=dtype, **options
@@ -125,7 +154,7 @@ def _load(transformers: ModuleType, key: CacheKey, device: Any, dtype: Any) -> L
                 f"{source!r} does not hold a loadable causal language model "
                 f"(config.json, weights, tokenizer files): {exc}"
             ) from exc
-        raise BackendUnavailableError(_weights_hint(source)) from exc
+        raise _hub_error(source, exc) from exc
     model.to(device).eval()
     return _wrap(model, tokenizer)
 
