@@ -20,6 +20,7 @@ from muse_sdk._version import __version__
 if TYPE_CHECKING:
     from muse_sdk.config import Config, Profile
     from muse_sdk.core import (
+        AsyncStream,
         BatchResult,
         CallOptions,
         Choice,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         Message,
         ProviderSettings,
         Request,
+        Stream,
         StreamChunk,
         Timeout,
         Usage,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
         ConfigError,
         ConnectionError,
         ContextLengthExceededError,
+        FallbackError,
         InputError,
         InvalidConfigError,
         InvalidParameterError,
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
         StreamInterruptedError,
         TemplateError,
         TimeoutError,
+        UnknownModelError,
         UnknownProviderError,
         UnsafeTemplateError,
         UnsupportedParameterError,
@@ -86,6 +90,7 @@ _ERRORS = [
     "ConfigError",
     "ConnectionError",
     "ContextLengthExceededError",
+    "FallbackError",
     "InputError",
     "InvalidConfigError",
     "InvalidParameterError",
@@ -101,11 +106,13 @@ _ERRORS = [
     "StreamInterruptedError",
     "TemplateError",
     "TimeoutError",
+    "UnknownModelError",
     "UnknownProviderError",
     "UnsafeTemplateError",
     "UnsupportedParameterError",
 ]
 _CORE = [
+    "AsyncStream",
     "BatchResult",
     "CallOptions",
     "Choice",
@@ -116,6 +123,7 @@ _CORE = [
     "Message",
     "ProviderSettings",
     "Request",
+    "Stream",
     "StreamChunk",
     "Timeout",
     "Usage",
@@ -147,6 +155,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "AsyncStream",
     "AuthenticationError",
     "BackendUnavailableError",
     "BadRequestError",
@@ -161,6 +170,7 @@ __all__ = [
     "ConfigError",
     "ConnectionError",
     "ContextLengthExceededError",
+    "FallbackError",
     "FallbackGenerator",
     "FewShotTemplate",
     "GenerationParams",
@@ -186,11 +196,13 @@ __all__ = [
     "RetryPolicy",
     "RetrySettings",
     "ServerError",
+    "Stream",
     "StreamChunk",
     "StreamInterruptedError",
     "TemplateError",
     "Timeout",
     "TimeoutError",
+    "UnknownModelError",
     "UnknownProviderError",
     "UnsafeTemplateError",
     "UnsupportedParameterError",

@@ -8,7 +8,8 @@ MuseError
 ├── ConfigError
 │   ├── UnknownProviderError
 │   ├── InvalidConfigError
-│   └── MissingCredentialsError
+│   ├── MissingCredentialsError
+│   └── UnknownModelError      (.model .suggestions)
 ├── InputError
 │   ├── InvalidParameterError
 │   ├── InvalidPromptError
@@ -28,7 +29,8 @@ MuseError
     ├── ServerError            (retried)
     ├── ConnectionError        (retried)
     ├── TimeoutError           (retried)
-    └── StreamInterruptedError (.partial: the text already received)
+    ├── StreamInterruptedError (.partial: the text already received)
+    └── FallbackError          (.exceptions: every member's error of a failed fallback chain)
 ```
 """
 
@@ -47,6 +49,7 @@ __all__ = [
     "ConfigError",
     "ConnectionError",
     "ContextLengthExceededError",
+    "FallbackError",
     "InputError",
     "InvalidConfigError",
     "InvalidParameterError",
@@ -62,6 +65,7 @@ __all__ = [
     "StreamInterruptedError",
     "TemplateError",
     "TimeoutError",
+    "UnknownModelError",
     "UnknownProviderError",
     "UnsafeTemplateError",
     "UnsupportedParameterError",
@@ -98,6 +102,23 @@ class UnknownProviderError(ConfigError):
             "e.g. 'openai:gpt-4o-mini', "
             "or install a plugin that registers the provider under the "
             "'muse_sdk.providers' entry-point group."
+        )
+
+
+class UnknownModelError(ConfigError):
+    """A model name that muse cannot find: not shipped, not a directory, not cached or on the hub.
+
+    ``suggestions`` holds the closest names muse knows (``muse models`` lists them all).
+    """
+
+    def __init__(self, model: str, suggestions: Sequence[str] = (), hint: str = "") -> None:
+        self.model = model
+        self.suggestions = list(suggestions)
+        close = " or ".join(f"'local:{name}'" for name in self.suggestions)
+        super().__init__(
+            f"unknown model {model!r}"
+            + (f" (did you mean {close}?)" if close else "")
+            + (f": {hint}" if hint else "")
         )
 
 
@@ -178,6 +199,10 @@ class UnsupportedParameterError(InputError):
         )
 
 
+def _tokens(count: int) -> str:
+    return f"{count} token" if count == 1 else f"{count} tokens"
+
+
 class ContextLengthExceededError(InputError):
     """The prompt plus the requested new tokens do not fit the model's context window."""
 
@@ -188,8 +213,8 @@ class ContextLengthExceededError(InputError):
         self.max_tokens = max_tokens
         self.context_length = context_length
         super().__init__(
-            f"prompt ({prompt_tokens} tokens) + max_tokens ({max_tokens}) exceeds the model's "
-            f"context length of {context_length} tokens: shorten the prompt or lower max_tokens"
+            f"prompt ({_tokens(prompt_tokens)}) + max_tokens ({max_tokens}) exceeds the model's "
+            f"context length of {_tokens(context_length)}: shorten the prompt or lower max_tokens"
             + (f", or {hint}" if hint else "")
             + "."
         )
@@ -329,3 +354,29 @@ class StreamInterruptedError(ProviderError):
     def __init__(self, message: str, *, partial: str, **kwargs: Any) -> None:
         self.partial = partial
         super().__init__(message, **kwargs)
+
+
+class FallbackError(ProviderError):
+    """Every generator of a fallback chain failed; the message names each member's failure.
+
+    ``exceptions`` holds the members' errors in chain order (``failures`` pairs each with the
+    member's name); ``attempts`` counts every request the chain made; ``retryable``,
+    ``status_code`` and ``request_id`` are the last member's.
+    """
+
+    def __init__(self, failures: Sequence[tuple[str, ProviderError]]) -> None:
+        self.failures = list(failures)
+        self.exceptions = tuple(exc for _, exc in self.failures)
+        last = self.exceptions[-1]
+        each = "; ".join(
+            f"[{i}] {name}: {type(exc).__name__}: {exc}"
+            for i, (name, exc) in enumerate(self.failures, 1)
+        )
+        super().__init__(
+            f"all {len(self.failures)} generators of the fallback chain failed: {each}",
+            provider="fallback",
+            status_code=last.status_code,
+            request_id=last.request_id,
+            retryable=last.retryable,
+        )
+        self.attempts = sum(exc.attempts for exc in self.exceptions)

@@ -111,67 +111,96 @@ def bad(tmp_path: Path, text: str) -> Path:
     return path
 
 
+A = '[profiles.a]\nprovider = "fake"\nmodel = "echo"\n'
+
+
 @pytest.mark.parametrize(
     ("text", "field", "match"),
     [
-        (
-            '[profiles.a]\nprovider = "fake"\nmodel = "echo"\ntemprature = 1',
-            "temprature",
-            "did you mean 'temperature'",
-        ),
-        (
-            '[profiles.a]\nprovider = "fake"\nmodel = "echo"\ntemperature = 5',
-            "temperature",
-            "less than or equal to 2",
-        ),
-        (
-            '[profiles.a]\nprovider = "fake"\nmodel = "echo"\nmax_tokens = -1',
-            "max_tokens",
-            "greater than or equal to 1",
-        ),
-        (
-            '[profiles.a]\nprovider = "fake"\nmodel = "echo"\nretry = { max_attempts = 0 }',
-            "retry.max_attempts",
-            "greater",
-        ),
-        (
-            '[profiles.a]\nprovider = "fake"\nmodel = "echo"\nretry = { tries = 3 }',
-            "retry.tries",
-            "Extra inputs",
-        ),
-        ('[profiles.a]\nprovider = "fake"\nmodel = "echo"\nretry = 3', "retry", "must be a table"),
-        (
-            '[profiles.a]\nprovider = "fake"\nmodel = "echo"\nlatency_s = "slow"',
-            "latency_s",
-            "valid number",
-        ),
-        (
-            '[profiles.a]\nprovider = "fake"\nmodel = "echo"\nfallbacks = [1]',
-            "fallbacks",
-            "list of profile names",
-        ),
+        (A + "temprature = 1", "temprature", "did you mean 'temperature'"),
+        (A + "temperature = 5", "temperature", "less than or equal to 2"),
+        (A + "max_tokens = -1", "max_tokens", "greater than or equal to 1"),
+        (A + "retry = { max_attempts = 0 }", "retry.max_attempts", "greater"),
+        (A + "retry = { tries = 3 }", "retry.tries", "Extra inputs"),
+        (A + "retry = 3", "retry", "must be a table"),
+        (A + 'latency_s = "slow"', "latency_s", "valid number"),
+        (A + "fallbacks = [1]", "fallbacks", "list of profile names"),
         ('[profiles.a]\nprovider = "fake"', "model", "required"),
         ('[profiles.a]\nmodel = "echo"', "provider", "required"),
-        (
-            'default = "nope"\n[profiles.a]\nprovider = "fake"\nmodel = "echo"',
-            "default",
-            "not defined",
-        ),
+    ],
+)
+def test_profile_errors_name_file_profile_field(
+    tmp_path: Path, text: str, field: str, match: str
+) -> None:
+    path = bad(tmp_path, text)
+    config = Config.from_file(path)  # a profile is validated when it is used, not when read
+    with pytest.raises(muse.InvalidConfigError, match=match) as info:
+        muse.load("a", config=config)
+    assert info.value.field == field and info.value.profile == "a"
+    assert str(path) in str(info.value) and "profile 'a'" in str(info.value)
+    with pytest.raises(muse.InvalidConfigError, match=match):
+        config.profiles["a"]
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "match"),
+    [
         ("default = 3", "default", "must be a string"),
         ('defualt = "a"', "defualt", "did you mean 'default'"),
         ("profiles = 3", "profiles", "must hold tables"),
+        ("[profiles]\na = 3", "profiles", "must hold tables"),
     ],
 )
-def test_config_errors_name_file_profile_field(
+def test_file_errors_are_reported_when_read(
     tmp_path: Path, text: str, field: str, match: str
 ) -> None:
     path = bad(tmp_path, text)
     with pytest.raises(muse.InvalidConfigError, match=match) as info:
         Config.from_file(path)
-    assert info.value.field == field
-    assert str(path) in str(info.value)
-    if "[profiles.a]" in text and field not in ("default",):
-        assert info.value.profile == "a" and "profile 'a'" in str(info.value)
+    assert info.value.field == field and str(path) in str(info.value)
+
+
+BROKEN = CONFIG.replace('default = "writer"', 'default = "typo"') + (
+    '\n[profiles.typo]\nprovider = "fake"\nmodel = "echo"\ntemprature = 0.5\n'
+)
+
+
+def test_a_broken_profile_breaks_only_the_loads_that_use_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("muse.toml").write_text(BROKEN, encoding="utf-8")  # discovered in the working dir
+    assert muse.load("fake:echo").generate("still works").text == "still works"
+    assert muse.load("writer").name == "writer" and muse.load(profile="echo").name == "echo"
+    with pytest.raises(muse.InvalidConfigError, match="did you mean 'temperature'") as info:
+        muse.load("typo")
+    assert info.value.profile == "typo"
+    with pytest.raises(muse.InvalidConfigError, match="profile 'typo'"):
+        muse.load()  # the default names the broken profile
+    monkeypatch.setenv("MUSE_PROFILE", "echo")
+    assert muse.load().name == "echo"  # the default is not used: nothing to report
+    config = Config.discover()
+    assert list(config.profiles) == ["writer", "echo", "typo"] and "typo" in config.profiles
+    assert config.profiles["echo"].model == "echo"
+
+
+def test_a_bad_default_is_reported_when_the_default_is_used(tmp_path: Path) -> None:
+    path = bad(tmp_path, 'default = "nope"\n' + A)
+    config = Config.from_file(path)
+    assert muse.load("a", config=config).name == "a"
+    assert muse.load("fake:echo", config=config).model == "echo"
+    with pytest.raises(muse.InvalidConfigError, match="'nope' is not defined") as info:
+        muse.load(config=config)
+    assert info.value.field == "default" and str(path) in str(info.value)
+
+
+def test_a_fallback_chain_validates_the_profiles_it_names(tmp_path: Path) -> None:
+    text = BROKEN + '\n[profiles.chain]\nprovider = "fake"\nmodel = "echo"\nfallbacks = ["typo"]\n'
+    text += '\n[profiles.good]\nprovider = "fake"\nmodel = "echo"\nfallbacks = ["echo"]\n'
+    path = bad(tmp_path, text)
+    assert muse.load("good", config=path).generate("x").text == "x"
+    with pytest.raises(muse.InvalidConfigError, match="temprature") as info:
+        muse.load("chain", config=path)
+    assert info.value.profile == "typo"
 
 
 def test_invalid_toml(tmp_path: Path) -> None:
@@ -207,5 +236,6 @@ def test_bad_model_spec(spec: str) -> None:
 
 
 def test_unknown_provider_in_file(tmp_path: Path) -> None:
+    config = Config.from_file(bad(tmp_path, '[profiles.a]\nprovider = "fak"\nmodel = "x"'))
     with pytest.raises(muse.UnknownProviderError, match="did you mean 'fake'"):
-        Config.from_file(bad(tmp_path, '[profiles.a]\nprovider = "fak"\nmodel = "x"'))
+        muse.load("a", config=config)

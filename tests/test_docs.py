@@ -1,6 +1,6 @@
 """The docs site builds with ``mkdocs build --strict``, and the runnable code blocks run.
 
-Convention for ```` ```python ```` blocks in docs/quickstart.md and docs/from-the-seeds.md:
+Convention for ```` ```python ```` blocks in the pages of ``RUNNABLE_PAGES``:
 
 - a block whose fence is exactly ```` ```python ```` (no attributes) is **runnable**: it must run
   offline, as is, in a fresh interpreter (use the ``fake`` provider), and exit 0;
@@ -21,7 +21,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNNABLE_PAGES = ("quickstart.md", "from-the-seeds.md")
+RUNNABLE_PAGES = (
+    "quickstart.md",
+    "from-the-seeds.md",
+    "migrating-from-openai.md",
+    "providers/writing-a-provider.md",
+)
 RUNNABLE = re.compile(r"^```python\n(.*?)^```$", flags=re.S | re.M)
 
 

@@ -8,19 +8,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from muse_sdk._version import __version__
 from muse_sdk.cli._batch import batch
 from muse_sdk.cli._code import code
-from muse_sdk.cli._config import config_app, models
+from muse_sdk.cli._config import config_app
 from muse_sdk.cli._errors import ExitCode, UsageError, fail, report_error
 from muse_sdk.cli._generate import generate
+from muse_sdk.cli._help import MuseCommand, PlainFlagsGroup
+from muse_sdk.cli._models import models
 
 __all__ = ["MuseGroup", "app"]
 
 
-class MuseGroup(TyperGroup):
+class MuseGroup(PlainFlagsGroup):
     """Turns every error into one ``error: ...`` line and a documented exit code."""
 
     def invoke(self, ctx: Any) -> Any:
@@ -94,7 +95,11 @@ def _main(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
     ] = False,
 ) -> None:
@@ -102,8 +107,8 @@ def _main(
     ctx.obj = {"config": config, "debug": debug}
 
 
-app.command()(generate)
-app.command()(code)
-app.command()(batch)
-app.command()(models)
+app.command(cls=MuseCommand)(generate)
+app.command(cls=MuseCommand)(code)
+app.command(cls=MuseCommand)(batch)
+app.command(cls=MuseCommand)(models)
 app.add_typer(config_app, name="config")

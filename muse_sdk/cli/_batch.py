@@ -21,6 +21,7 @@ from muse_sdk.cli._options import (
     Temperature,
     TopK,
     TopP,
+    Truncate,
     load_generator,
 )
 from muse_sdk.cli._records import (
@@ -65,7 +66,7 @@ def batch(
         bool | None,
         typer.Option(
             "--progress/--no-progress",
-            help="Show a progress bar on stderr.  [default: when stderr is a terminal]",
+            help="Show a progress bar on stderr (default: when stderr is a terminal).",
             show_default=False,
         ),
     ] = None,
@@ -78,19 +79,21 @@ def batch(
     n: N = None,
     seed: Seed = None,
     stop: Stop = None,
+    truncate: Truncate = None,
 ) -> None:
     """Generate for every prompt of INPUT and write one JSON line per prompt to --output.
 
     Rerunning the same command skips the prompts already answered and retries the failed ones.
     Exit code 3 when some prompts failed; their lines carry an "error".
     """
+    # Bad options fail before any model loads; a bad prompt fails only its own line.
+    params = GenerationOptions(max_tokens, temperature, top_k, top_p, n, seed, stop).checked()
     items = read_items(input_file)
     records = read_previous(output, items)
     todo = [item for item in items if records.get(item.index, {}).get("error", True) is not None]
     resumed = len(items) - len(todo)
-    params = GenerationOptions(max_tokens, temperature, top_k, top_p, n, seed, stop).params()
     if todo:
-        with load_generator(ctx, model, profile) as gen:
+        with load_generator(ctx, model, profile, truncate) as gen:
             try:
                 _run(gen, todo, records, output, concurrency, params, progress, len(items))
             except KeyboardInterrupt:
@@ -166,8 +169,9 @@ def _bar(total: int, done: int, show: bool | None) -> Iterator[tuple[Progress, T
 
 def _summarize(records: dict[int, dict[str, Any]], total: int, resumed: int, output: Path) -> None:
     failed = sorted(i for i, r in records.items() if r.get("error") is not None)
+    noun = "prompt" if total == 1 else "prompts"
     line = (
-        f"{total} prompts: {total - len(failed)} succeeded ({resumed} from an earlier run), "
+        f"{total} {noun}: {total - len(failed)} succeeded ({resumed} from an earlier run), "
         f"{len(failed)} failed; results in {output}"
     )
     report_error(line, kind="info")

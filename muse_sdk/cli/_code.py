@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -20,12 +20,15 @@ from muse_sdk.cli._options import (
     Temperature,
     TopK,
     TopP,
+    Truncate,
     Verbose,
+    check_prompt,
     load_generator,
 )
 
 if TYPE_CHECKING:
-    from muse_sdk.templates import CodeResult
+    from muse_sdk.core.generator import Generator
+    from muse_sdk.templates import CodeGenerationTemplate, CodeResult
 
 __all__ = ["code"]
 
@@ -36,7 +39,13 @@ def code(
         str, typer.Argument(help="What the code should do; '-' reads it from standard input.")
     ],
     language: Annotated[
-        str, typer.Option("--language", "-l", help="Language of the code.")
+        str,
+        typer.Option(
+            "--language",
+            "-l",
+            help="Language of the code: python, bash, javascript, typescript, go, rust, sql, "
+            "cpp, java, ... (see docs/cli.md).",
+        ),
     ] = "python",
     locale: Annotated[
         str, typer.Option("--locale", help="Language of the prompt: en or zh.")
@@ -51,6 +60,15 @@ def code(
     repair: Annotated[
         int, typer.Option("--repair", min=0, help="Re-ask up to N times while it does not parse.")
     ] = 0,
+    primed: Annotated[
+        bool | None,
+        typer.Option(
+            "--primed/--no-primed",
+            help="End the prompt inside an opened code fence, so that the reply is the code "
+            "(default: for text-completion models, such as GPT-2 and muse-tiny).",
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write the code to this file instead of stdout."),
@@ -63,32 +81,73 @@ def code(
     top_p: TopP = None,
     seed: Seed = None,
     stop: Stop = None,
+    truncate: Truncate = None,
     verbose: Verbose = False,
 ) -> None:
     """Generate code for REQUIREMENT and write only the extracted code.
 
-    Syntax errors (Python) and truncated replies are reported on stderr with exit code 4; the
-    code is still written, so that you can fix it by hand.
+    Exit code 4 when the code is truncated or does not parse (Python), and it is still written,
+    so that you can fix it by hand; or when the reply holds no code, and nothing is written.
     """
-    from muse_sdk.templates import CodeGenerationTemplate
+    from muse_sdk.templates._code import check_language
+    from muse_sdk.templates._extract import has_fence
 
-    template = CodeGenerationTemplate(
-        language,
-        sections=section or (),
-        constraints=constraint or (),
-        locale=locale,  # type: ignore[arg-type]  # the template validates and names the choices
-    )
-    options = GenerationOptions(max_tokens, temperature, top_k, top_p, None, seed, stop)
+    # Everything the command line can check is checked before a model loads (seconds, maybe).
+    template = _template(check_language(language), locale, section, constraint, primed)
+    params = GenerationOptions(max_tokens, temperature, top_k, top_p, None, seed, stop).checked()
     text = read_prompt(requirement)
-    with load_generator(ctx, model, profile) as gen:
-        result = template.run(gen, text, repair_attempts=repair, **options.params())
+    check_prompt(template.render(text))
+    with load_generator(ctx, model, profile, truncate) as gen:
+        if primed is None and not _takes_chat(gen):
+            template = _template(template.language, locale, section, constraint, True)
+        result = template.run(gen, text, repair_attempts=repair, **params)
+    # Without a fence, extraction falls back to the whole reply: prose, from a chat model.
+    fenced = template.primed or has_fence(result.raw)
     if verbose:
-        _describe(result)
-    if not result.code.strip():
-        report_error("the reply holds no code; nothing was written")
-        raise typer.Exit(ExitCode.CODE_CHECK)
+        _describe(result, fenced)
+    if not fenced or not result.code.strip():
+        _no_code(result, fenced, verbose)
     _write(result.code, output)
     _check(result, output)
+
+
+def _template(
+    language: str,
+    locale: str,
+    sections: list[str] | None,
+    constraints: list[str] | None,
+    primed: bool | None,
+) -> CodeGenerationTemplate:
+    from muse_sdk.templates import CodeGenerationTemplate
+
+    return CodeGenerationTemplate(
+        language,
+        sections=sections or (),
+        constraints=constraints or (),
+        locale=locale,  # type: ignore[arg-type]  # the template validates and names the choices
+        primed=bool(primed),
+    )
+
+
+def _takes_chat(gen: Generator) -> bool:
+    """Whether ``gen`` is a chat model; a text-completion model refuses chat messages."""
+    from muse_sdk.errors import UnsupportedParameterError
+
+    try:
+        gen.make_request([{"role": "user", "content": "?"}], {})
+    except UnsupportedParameterError:
+        return False
+    return True
+
+
+def _no_code(result: CodeResult, fenced: bool, verbose: bool) -> NoReturn:
+    """Exit with CODE_CHECK, writing nothing: the reply holds no code."""
+    why = "an empty code block" if fenced else "no code block (```...```)"
+    hint = "" if verbose or fenced else "; -v shows the reply"
+    report_error(f"the reply holds {why}; nothing was written{hint}")
+    if verbose and not fenced:
+        report_error(str(getattr(result.raw, "text", result.raw)), kind="reply")
+    raise typer.Exit(ExitCode.CODE_CHECK)
 
 
 def _write(code: str, output: Path | None) -> None:
@@ -99,8 +158,8 @@ def _write(code: str, output: Path | None) -> None:
     output.write_text(code + "\n", encoding="utf-8")
 
 
-def _describe(result: CodeResult) -> None:
-    tags = ", ".join(tag or "untagged" for tag, _ in result.blocks) or "none"
+def _describe(result: CodeResult, fenced: bool) -> None:
+    tags = ", ".join(tag or "untagged" for tag, _ in result.blocks) if fenced else "none"
     lines = len(result.code.splitlines())
     repairs = f", {result.repairs} repair(s)" if result.repairs else ""
     summary = f"{result.language} code, {lines} line(s); fenced blocks: {tags}{repairs}"

@@ -8,7 +8,7 @@ code   meaning
 2      usage or configuration error: bad option, bad config file, missing API key,
        invalid prompt or parameter
 3      ``muse batch`` finished, but some prompts failed (see their ``error`` field)
-4      ``muse code`` produced code that does not parse, is truncated, or is empty
+4      ``muse code`` produced code that does not parse or is truncated, or no code
 130    interrupted (Ctrl-C)
 =====  ==========================================================================
 """

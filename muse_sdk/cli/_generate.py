@@ -21,7 +21,9 @@ from muse_sdk.cli._options import (
     Temperature,
     TopK,
     TopP,
+    Truncate,
     Verbose,
+    check_prompt,
     load_generator,
 )
 
@@ -53,6 +55,7 @@ def generate(
     n: N = None,
     seed: Seed = None,
     stop: Stop = None,
+    truncate: Truncate = None,
     stream: Annotated[
         bool, typer.Option("--stream/--no-stream", help="Print tokens as they arrive.")
     ] = True,
@@ -62,11 +65,11 @@ def generate(
     verbose: Verbose = False,
 ) -> None:
     """Generate text for PROMPT and print it (streamed by default)."""
-    options = GenerationOptions(max_tokens, temperature, top_k, top_p, n, seed, stop)
-    text = read_prompt(prompt)
-    gen = load_generator(ctx, model, profile)
+    # Check what the command line can check before loading a model, which may take seconds.
+    params = GenerationOptions(max_tokens, temperature, top_k, top_p, n, seed, stop).checked()
+    text = check_prompt(read_prompt(prompt))
+    gen = load_generator(ctx, model, profile, truncate)
     with gen:
-        params = options.params()
         # Several choices cannot share one terminal line by line: print them when complete.
         if stream and not as_json and params.get("n", 1) == 1:
             _stream(gen, text, params, verbose)
@@ -80,22 +83,20 @@ def generate(
 def _stream(gen: Generator, prompt: str, params: dict[str, object], verbose: bool) -> None:
     start = time.perf_counter()
     first: float | None = None
-    usage: Usage | None = None
-    finish: str | None = None
     ends_with_newline = True
-    for chunk in gen.stream(prompt, **params):
-        if chunk.text:
-            first = first if first is not None else time.perf_counter() - start
-            sys.stdout.write(chunk.text)
-            sys.stdout.flush()
-            ends_with_newline = chunk.text.endswith("\n")
-        usage = chunk.usage or usage
-        finish = chunk.finish_reason or finish
+    with gen.stream(prompt, **params) as stream:
+        for chunk in stream:
+            if chunk.text:
+                first = first if first is not None else time.perf_counter() - start
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
+                ends_with_newline = chunk.text.endswith("\n")
     if not ends_with_newline:
         sys.stdout.write("\n")
     sys.stdout.flush()
     if verbose:
-        _report(gen, usage, time.perf_counter() - start, finish, first)
+        result = stream.result
+        _report(gen, result.usage, result.latency_s, result.finish_reason, first)
 
 
 def _print_result(result: GenerationResult, as_json: bool) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from muse_sdk.cli._errors import UsageError
+
 if TYPE_CHECKING:
+    from muse_sdk.config import Config
     from muse_sdk.core.generator import Generator
 
 __all__ = [
@@ -22,7 +24,9 @@ __all__ = [
     "Temperature",
     "TopK",
     "TopP",
+    "Truncate",
     "Verbose",
+    "check_prompt",
     "load_generator",
 ]
 
@@ -71,6 +75,15 @@ Stop = Annotated[
     list[str] | None,
     typer.Option("--stop", help="Stop sequence (repeatable, up to 4).", rich_help_panel=_GEN),
 ]
+Truncate = Annotated[
+    Literal["left", "error"] | None,
+    typer.Option(
+        "--truncate",
+        help="A prompt too long for the context: 'left' drops its oldest tokens, 'error' fails "
+        "(default: the profile's, else error). Local models only.",
+        show_default=False,
+    ),
+]
 Verbose = Annotated[
     bool,
     typer.Option("--verbose", "-v", help="Print model, usage and latency on stderr."),
@@ -94,10 +107,45 @@ class GenerationOptions:
         values = {name: getattr(self, name) for name in self.__slots__}
         return {name: value for name, value in values.items() if value not in (None, [])}
 
+    def checked(self) -> dict[str, Any]:
+        """:meth:`params`, validated by the SDK's own rules; no model is needed for that."""
+        from muse_sdk.core.types import GenerationParams
 
-def load_generator(ctx: typer.Context, model: str | None, profile: str | None) -> Generator:
-    """``muse.load()`` with the command line's model, profile and ``--config`` file."""
+        params = self.params()
+        GenerationParams.build(**params)  # raises InvalidParameterError (exit code 2)
+        return params
+
+
+def check_prompt(prompt: str) -> str:
+    """Validate a prompt as every generator would (empty, lone surrogates) before loading one."""
+    from muse_sdk.core.types import normalize_prompt
+
+    normalize_prompt(prompt)
+    return prompt
+
+
+def load_generator(
+    ctx: typer.Context, model: str | None, profile: str | None, truncate: str | None = None
+) -> Generator:
+    """``muse.load()`` with the command line's model, profile, ``--config`` and ``--truncate``."""
     import muse_sdk as muse
+    from muse_sdk.config import Config
 
-    config: Path | None = (ctx.obj or {}).get("config")
-    return muse.load(model, profile=profile, config=config)
+    config = Config.coerce((ctx.obj or {}).get("config"))
+    if truncate is None:
+        return muse.load(model, profile=profile, config=config)
+    _check_truncate(config, model, profile)
+    return muse.load(model, profile=profile, config=config, truncate=truncate)
+
+
+def _check_truncate(config: Config, model: str | None, profile: str | None) -> None:
+    """``--truncate`` sets a provider setting: say so plainly when the provider has none."""
+    from muse_sdk.registry import get_provider
+
+    _, table = config.table_for(model, profile)
+    provider = table.get("provider")
+    if isinstance(provider, str) and "truncate" not in get_provider(provider).Settings.model_fields:
+        raise UsageError(
+            f"--truncate applies to models that run locally (provider 'local'); provider "
+            f"{provider!r} has no 'truncate' setting: leave --truncate out"
+        )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from muse_sdk.errors import InvalidParameterError, TemplateError, did_you_mean
-from muse_sdk.templates._extract import extract_code, normalize_language
+from muse_sdk.templates._extract import LANGUAGE_ALIASES, extract_code, normalize_language
 from muse_sdk.templates._prompt import PromptTemplate
 from muse_sdk.templates._result import CodeResult
 from muse_sdk.templates._values import escape_braces
@@ -21,12 +21,13 @@ if TYPE_CHECKING:
     from muse_sdk.core.generator import Generator
     from muse_sdk.core.types import GenerationResult
 
-__all__ = ["CodeGenerationTemplate"]
+__all__ = ["DISPLAY_NAMES", "CodeGenerationTemplate", "check_language"]
 
 Locale = Literal["en", "zh"]
 LOCALES: tuple[str, ...] = ("en", "zh")
 
-#: How a language tag is written in prose; other tags are written as given.
+#: The languages muse knows (the ``muse code`` choices, with LANGUAGE_ALIASES), and how each
+#: is written in prose. The template takes other tags too, written as given.
 DISPLAY_NAMES = {
     "python": "Python",
     "javascript": "JavaScript",
@@ -40,6 +41,15 @@ DISPLAY_NAMES = {
     "css": "CSS",
     "cpp": "C++",
     "c": "C",
+    "csharp": "C#",
+    "kotlin": "Kotlin",
+    "swift": "Swift",
+    "ruby": "Ruby",
+    "php": "PHP",
+    "r": "R",
+    "lua": "Lua",
+    "perl": "Perl",
+    "scala": "Scala",
 }
 
 #: Locale -> the prompt's wording; ``{lang}`` is the language's display name.
@@ -74,6 +84,22 @@ def _language(language: object) -> str:
             f"language must be one word such as 'python' or 'bash', got {language!r}"
         )
     return tag
+
+
+def check_language(language: str) -> str:
+    """``language`` normalised (``py`` -> ``python``) when muse knows it, else a TemplateError.
+
+    The ``muse code`` check; :class:`CodeGenerationTemplate` itself takes any one-word tag.
+    """
+    tag = normalize_language(language)
+    if tag in DISPLAY_NAMES:
+        return tag
+    names = [*DISPLAY_NAMES, *LANGUAGE_ALIASES]
+    raise TemplateError(
+        f"unknown language {language!r}{did_you_mean(tag or language, names)}; "
+        f"muse knows {', '.join(sorted(DISPLAY_NAMES))} "
+        f"(and the aliases {', '.join(sorted(LANGUAGE_ALIASES))})"
+    )
 
 
 def _items(items: object, what: str) -> tuple[str, ...]:

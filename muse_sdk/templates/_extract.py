@@ -26,7 +26,7 @@ from muse_sdk.core.types import GenerationResult
 from muse_sdk.errors import InputError
 from muse_sdk.templates._result import CodeResult, check_syntax
 
-__all__ = ["LANGUAGE_ALIASES", "extract_code", "normalize_language"]
+__all__ = ["LANGUAGE_ALIASES", "extract_code", "has_fence", "normalize_language"]
 
 #: Tags that name the same language as another, more common tag.
 LANGUAGE_ALIASES: dict[str, str] = {
@@ -146,6 +146,12 @@ def _select(blocks: list[Block], language: str | None) -> str:
             or [blocks[0][1]]
         )
     return "\n\n".join(chosen)
+
+
+def has_fence(text: str | GenerationResult) -> bool:
+    """Whether a reply holds a fenced block (rule 1); without one, ``code`` is the whole reply."""
+    lines = _reply_text(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return any(_OPENING.match(line) for line in lines)
 
 
 def _reply_text(reply: object) -> str:

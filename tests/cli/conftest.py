@@ -8,11 +8,16 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
 
+from muse_sdk import registry
 from muse_sdk.cli._app import app
+from muse_sdk.core.generator import Request
+from muse_sdk.errors import UnsupportedParameterError
+from muse_sdk.providers.fake import FakeGenerator
 
 FENCED = "Here is the code:\n\n```python\nprint('cats and dogs')\n```\nHope it helps."
 PROFILES = f"""
@@ -37,10 +42,20 @@ provider = "fake"
 model = "script"
 responses = ["```python\\nimport os\\nprint(os.getcwd())"]
 
-[profiles.prose]
+[profiles.empty]
 provider = "fake"
 model = "script"
 responses = ["```python\\n```"]
+
+[profiles.prose]
+provider = "fake"
+model = "script"
+responses = ["I would rather not write that code."]
+
+[profiles.tiny]
+provider = "fake"
+model = "echo"
+context_length = 1
 
 [profiles.denied]
 provider = "fake"
@@ -64,6 +79,34 @@ def muse_toml() -> Path:
     path = Path.cwd() / "muse.toml"
     path.write_text(PROFILES, encoding="utf-8")
     return path
+
+
+class Unloadable(FakeGenerator):
+    """A model that never loads: a command that builds one before checking its input fails."""
+
+    provider = "unloadable"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the model was loaded before the input was checked")
+
+
+class CompletionOnly(FakeGenerator):
+    """A text-completion model, like GPT-2: it refuses chat messages."""
+
+    provider = "completion"
+
+    def _check_request(self, request: Request) -> None:
+        super()._check_request(request)
+        if not isinstance(request.prompt, str):
+            raise UnsupportedParameterError(self.provider, "chat messages")
+
+
+@pytest.fixture
+def unloadable(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A ``-m`` value whose model cannot be loaded (and the provider 'completion')."""
+    monkeypatch.setitem(registry._registered, "unloadable", Unloadable)
+    monkeypatch.setitem(registry._registered, "completion", CompletionOnly)
+    return "unloadable:model"
 
 
 @pytest.fixture

@@ -18,8 +18,20 @@ from tests.cli.conftest import Invoke, muse_command, run_muse
 
 
 def test_version(invoke: Invoke) -> None:
-    result = invoke("--version")
-    assert result.exit_code == 0 and result.stdout == f"muse_sdk {__version__}\n"
+    for option in ("--version", "-V"):
+        result = invoke(option)
+        assert result.exit_code == 0 and result.stdout == f"muse_sdk {__version__}\n"
+
+
+def test_help_shows_flags_as_flags(invoke: Invoke) -> None:
+    commands = [[], ["generate"], ["code"], ["batch"], ["models"], ["config"], ["config", "check"]]
+    for command in commands:
+        result = invoke(*command, "--help")
+        assert result.exit_code == 0 and "--help" in result.stdout, command
+        assert "<bool>" not in result.stdout, command  # as if --debug took a value
+    top = invoke("--help").stdout
+    assert "--debug" in top and "-V" in top
+    assert "--truncate" in invoke("generate", "--help").stdout
 
 
 def test_help_lists_every_command_and_the_exit_codes(invoke: Invoke) -> None:

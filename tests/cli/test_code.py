@@ -23,12 +23,12 @@ def test_writes_the_code_to_a_file(invoke: Invoke, muse_toml: Path, tmp_path: Pa
 
 
 def test_zh_locale_and_sections_shape_the_prompt(invoke: Invoke) -> None:
-    # fake:echo replies with the prompt itself, so the "code" is the rendered prompt.
-    args = ["code", "一个能够识别猫和狗的图像分类器", "--locale", "zh", "-m", "fake:echo"]
+    # fake:echo replies with the prompt itself: no code in it, but -v shows it on stderr.
+    args = ["code", "一个能够识别猫和狗的图像分类器", "--locale", "zh", "-m", "fake:echo", "-v"]
     result = invoke(*args, "--section", "数据集加载和预处理", "--section", "模型定义和训练")
-    assert "需求:一个能够识别猫和狗的图像分类器" in result.stdout
-    assert "代码应该包括以下内容:\n1. 数据集加载和预处理\n2. 模型定义和训练" in result.stdout
-    assert result.exit_code == 4  # a Chinese prompt is not valid Python
+    assert "需求:一个能够识别猫和狗的图像分类器" in result.stderr
+    assert "代码应该包括以下内容:\n1. 数据集加载和预处理\n2. 模型定义和训练" in result.stderr
+    assert result.exit_code == 4 and result.stdout == ""
 
 
 def test_syntax_error_exits_4_but_keeps_the_file(
@@ -49,11 +49,65 @@ def test_truncated_reply_exits_4(invoke: Invoke, muse_toml: Path) -> None:
     assert "is truncated" in result.stderr and "--max-tokens" in result.stderr
 
 
-def test_no_code_at_all_writes_nothing(invoke: Invoke, muse_toml: Path, tmp_path: Path) -> None:
+def test_an_empty_code_block_writes_nothing(
+    invoke: Invoke, muse_toml: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "none.py"
+    result = invoke("code", "anything", "-o", str(out), "-p", "empty")
+    assert result.exit_code == 4
+    assert not out.exists() and "holds an empty code block" in result.stderr
+
+
+def test_a_reply_without_code_writes_nothing_and_exits_4(
+    invoke: Invoke, muse_toml: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "none.py"
     result = invoke("code", "anything", "-o", str(out), "-p", "prose")
-    assert result.exit_code == 4
-    assert not out.exists() and "holds no code" in result.stderr
+    assert result.exit_code == 4, result.stderr
+    assert not out.exists() and result.stdout == ""
+    assert "holds no code block" in result.stderr and "-v shows the reply" in result.stderr
+    shown = invoke("code", "anything", "-p", "prose", "-v")
+    assert shown.exit_code == 4 and shown.stdout == ""
+    assert "fenced blocks: none" in shown.stderr
+    assert "reply: I would rather not write that code." in shown.stderr
+
+
+COMPLETION = """
+[profiles.completion]
+provider = "completion"
+model = "script"
+responses = ["print('primed')\\n```"]
+"""
+
+
+def test_a_completion_model_gets_a_primed_prompt(
+    invoke: Invoke, muse_toml: Path, unloadable: str
+) -> None:
+    with muse_toml.open("a", encoding="utf-8") as config:
+        config.write(COMPLETION)
+    # The prompt ends inside an opened fence, so the model's reply is the code itself.
+    result = invoke("code", "print a word", "-p", "completion")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "print('primed')\n"
+    unprimed = invoke("code", "print a word", "-p", "completion", "--no-primed")
+    assert unprimed.exit_code == 4 and unprimed.stdout == ""
+    # A chat model is not primed by default (its reply would be read wrongly), but can be.
+    primed = invoke("code", "print a word", "-m", "fake:echo", "--primed", "-v")
+    assert "fenced blocks: python" in primed.stderr
+
+
+def test_unknown_language_is_a_usage_error_before_loading(
+    invoke: Invoke, muse_toml: Path, unloadable: str
+) -> None:
+    result = invoke("code", "x", "--language", "brainfck", "-m", unloadable)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: unknown language 'brainfck'; muse knows ")
+    assert "python" in line and "rust" in line and "py3" in line
+    typo = invoke("code", "x", "-l", "pyhton", "-m", unloadable)
+    assert typo.exit_code == 2 and "(did you mean 'python'?)" in typo.stderr
+    alias = invoke("code", "x", "-l", "py", "-p", "coder")  # aliases are languages muse knows
+    assert alias.exit_code == 0 and alias.stdout == "print('cats and dogs')\n"
 
 
 def test_bad_locale_is_a_usage_error(invoke: Invoke) -> None:
@@ -66,3 +120,13 @@ def test_unwritable_output_exits_1(invoke: Invoke, muse_toml: Path, tmp_path: Pa
     result = invoke("code", "x", "-o", str(tmp_path / "no" / "such" / "dir.py"), "-p", "coder")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: No such file or directory")
+
+
+def test_docs_list_every_language_muse_knows() -> None:
+    from muse_sdk.templates._code import DISPLAY_NAMES
+    from muse_sdk.templates._extract import LANGUAGE_ALIASES
+
+    cli_md = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    row = next(line for line in cli_md.splitlines() if line.startswith("| `-l, --language`"))
+    for name in [*DISPLAY_NAMES, *LANGUAGE_ALIASES]:
+        assert f"`{name}`" in row, name

@@ -20,6 +20,49 @@ def test_models_lists_providers_and_profiles(invoke: Invoke, muse_toml: Path) ->
     assert "default: echo ('default' in muse.toml)" in result.stdout
 
 
+def test_models_lists_the_model_names_muse_knows(invoke: Invoke) -> None:
+    from muse_sdk.models import known_model_names
+
+    result = invoke("models")
+    assert result.exit_code == 0, result.stderr
+    assert "use -m local:NAME" in result.stdout
+    for name in known_model_names():
+        assert f" {name} " in result.stdout
+
+
+BROKEN_PROFILE = """
+default = "echo"
+
+[profiles.echo]
+provider = "fake"
+model = "echo"
+
+[profiles.typo]
+provider = "fake"
+model = "echo"
+temprature = 0.5
+
+[profiles.gone]
+provider = "nope"
+model = "x"
+"""
+
+
+def test_models_works_with_a_broken_profile(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    Path("muse.toml").write_text(BROKEN_PROFILE, encoding="utf-8")
+    result = invoke("models")
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
+    assert "default" in rows["echo"] and "invalid" not in rows["echo"]
+    assert "fake:echo" in rows["typo"] and "invalid (temprature)" in rows["typo"]
+    assert "nope:x" in rows["gone"] and "invalid" in rows["gone"]
+    assert "warning: 2 profiles are invalid: 'muse config check' says why" in result.stderr
+    assert invoke("generate", "still works").stdout == "still works\n"
+
+
 def test_models_default_follows_the_environment(
     invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -76,7 +119,7 @@ def test_config_check_reports_every_problem(
     assert "✗ profile 'typo':" in out and "did you mean 'temperature'?" in out
     assert "✗ OPENAI_API_KEY is missing (used by 'writer')" in out
     assert "✓ MY_GATEWAY_KEY is set (used by 'keyed')" in out
-    assert "3 problem(s) found" in out
+    assert "3 problems found" in out
     assert "sk-very-secret-value" not in result.output
 
 
@@ -95,3 +138,66 @@ def test_config_check_bad_muse_config(invoke: Invoke, monkeypatch: pytest.Monkey
     assert result.exit_code == 2 and "MUSE_CONFIG points at" in result.stdout
     models = invoke("models")
     assert models.exit_code == 2 and models.stderr.startswith("error: MUSE_CONFIG points at")
+
+
+def test_config_check_never_approves_a_file_that_does_not_parse(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-value")
+    Path("muse.toml").write_text('default = "echo"\n[profiles.echo\n', encoding="utf-8")
+    result = invoke("config", "check")
+    assert result.exit_code == 2
+    assert "✓" not in result.stdout, result.stdout
+    assert "cannot be read as TOML" in result.stdout and "1 problem found" in result.stdout
+
+
+CHAIN = """
+[profiles.main]
+provider = "fake"
+model = "echo"
+fallbacks = ["typo", "ghost", "nope:x", "fake:echo", "echo"]
+
+[profiles.echo]
+provider = "fake"
+model = "echo"
+
+[profiles.typo]
+provider = "fake"
+model = "echo"
+temprature = 0.5
+"""
+
+
+def test_config_check_follows_fallback_chains(invoke: Invoke) -> None:
+    Path("muse.toml").write_text(CHAIN, encoding="utf-8")
+    result = invoke("config", "check")
+    assert result.exit_code == 2
+    out = result.stdout
+    assert "✗ profile 'main': fallback 'typo' is an invalid profile" in out
+    assert "✗ profile 'main': fallback 'ghost' is neither a profile" in out
+    assert "✗ profile 'main': fallback 'nope:x' cannot be loaded: unknown provider 'nope'" in out
+    assert "fallback 'fake:echo'" not in out and "fallback 'echo'" not in out
+    assert "4 problems found" in out  # typo itself, and three bad fallbacks
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "default = [",
+        "default = 3",
+        'default = "ghost"',
+        'colour = "blue"',
+        "profiles = 3",
+        "[profiles]\nwriter = 3",
+        '[profiles.a]\nprovider = "fake"',
+        '[profiles.a]\nprovider = "local"\nmodel = "gpt2"\ndevice = "tpu"',
+        '[profiles.a]\nprovider = "fake"\nmodel = "echo"\nretry = "often"',
+        '[profiles.a]\nprovider = "fake"\nmodel = "echo"\nfallbacks = ["b"]',
+    ],
+)
+def test_config_check_exits_2_for_every_problem(invoke: Invoke, text: str) -> None:
+    Path("muse.toml").write_text(text, encoding="utf-8")
+    result = invoke("config", "check")
+    assert result.exit_code == 2, (text, result.output, result.exception)
+    found = result.stdout.count("✗ ")
+    assert found >= 1 and f"{found} problem" in result.stdout, result.stdout

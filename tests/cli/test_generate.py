@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from tests.cli.conftest import Invoke
 
@@ -125,3 +130,84 @@ def test_interrupted_stream_keeps_the_partial_text(invoke: Invoke, muse_toml: Pa
     assert result.exit_code == 1
     assert result.stdout.startswith("one two")
     assert "error: " in result.stderr
+
+
+def test_input_is_checked_before_the_model_loads(
+    invoke: Invoke, unloadable: str, tmp_path: Path
+) -> None:
+    prompts, out = tmp_path / "prompts.txt", tmp_path / "out.jsonl"
+    prompts.write_text("a story\n", encoding="utf-8")
+    batch = ["batch", str(prompts), "-o", str(out), "-m", unloadable]
+    stops = [arg for s in "abcde" for arg in ("--stop", s)]
+    cases = [
+        (["generate", "", "-m", unloadable], "the prompt is empty"),
+        (["generate", "x", "-m", unloadable, "--top-p", "0"], "invalid parameter 'top_p'"),
+        (["generate", "x", "-m", unloadable, *stops], "invalid parameter 'stop'"),
+        (["generate", "x", "-m", unloadable, "--max-tokens", "2000000"], "'max_tokens'"),
+        (["generate", "x", "-m", unloadable, "--stop", ""], "must not be empty strings"),
+        (["code", " ", "-m", unloadable], "requirement must be a non-empty str"),
+        (["code", "x", "-m", unloadable, "--top-p", "0"], "invalid parameter 'top_p'"),
+        ([*batch, *stops], "invalid parameter 'stop'"),
+        ([*batch, "--top-p", "0"], "invalid parameter 'top_p'"),
+    ]
+    for args, expected in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        assert expected in _one_error_line(result.stderr), args
+    piped = invoke("generate", "-", "-m", unloadable, input="\n")
+    assert piped.exit_code == 2 and "the prompt is empty" in piped.stderr
+    assert not out.exists()
+
+
+def test_an_empty_prompt_fails_without_importing_the_backend() -> None:
+    code = (
+        "import sys; from muse_sdk.cli import main; "
+        "rc = main(['generate', '', '-m', 'local:gpt2']); "
+        "print(rc, [m for m in ('torch', 'transformers') if m in sys.modules])"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert run.stdout.strip().endswith("2 []"), run.stdout + run.stderr
+    assert "the prompt is empty" in run.stderr
+
+
+def test_truncate_is_a_usage_error_for_providers_without_it(
+    invoke: Invoke, muse_toml: Path, tmp_path: Path
+) -> None:
+    result = invoke("generate", "x", "-m", "fake:echo", "--truncate", "left")
+    assert result.exit_code == 2
+    line = _one_error_line(result.stderr)
+    assert "--truncate applies to" in line and "provider 'fake'" in line
+    coded = invoke("code", "x", "-p", "coder", "--truncate", "error")
+    assert coded.exit_code == 2 and "--truncate applies to" in coded.stderr
+    source = tmp_path / "prompts.txt"
+    source.write_text("a\n", encoding="utf-8")
+    args = ["batch", str(source), "-o", str(tmp_path / "out.jsonl"), "--truncate", "left"]
+    assert "--truncate applies to" in invoke(*args).stderr
+    bad = invoke("generate", "x", "-m", "fake:echo", "--truncate", "middle")
+    assert bad.exit_code == 2 and "'middle'" in bad.stderr
+
+
+@pytest.mark.slow
+def test_truncate_left_makes_a_long_prompt_fit(invoke: Invoke) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    prompt = "word " * 600  # muse-tiny attends to 512 tokens
+    args = ["generate", prompt, "-m", "local:muse-tiny", "--max-tokens", "2", "--no-stream"]
+    too_long = invoke(*args)
+    assert too_long.exit_code == 2
+    line = _one_error_line(too_long.stderr)
+    assert "exceeds the model's context length of 512 tokens" in line
+    assert "--truncate left" in line  # the hint names what a command-line user can do
+    fitted = invoke(*args, "--truncate", "left")
+    assert fitted.exit_code == 0, fitted.stderr
+    assert fitted.stdout.strip()
+
+
+def test_token_counts_are_pluralised(invoke: Invoke, muse_toml: Path) -> None:
+    result = invoke("generate", "hello", "-p", "tiny", "--max-tokens", "1")
+    assert result.exit_code == 2
+    line = _one_error_line(result.stderr)
+    assert "prompt (1 token) + max_tokens (1)" in line and "context length of 1 token:" in line
