@@ -6,12 +6,10 @@ Each run is a real ``muse`` subprocess with an empty ``HF_HOME``. "No network" i
 
 from __future__ import annotations
 
-import http.server
 import os
 import re
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import muse_command
+from tests.servers.fake_hub import empty_hub
 
 _HUB_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HUB_CACHE")
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -120,32 +119,10 @@ def test_misspelled_model_is_a_usage_error(
     assert "set HF_HUB_OFFLINE" not in line
 
 
-class _Hub(http.server.BaseHTTPRequestHandler):
-    """A reachable hub without the repository asked for (401 + RepoNotFound, as the hub does)."""
-
-    def _reply(self) -> None:
-        self.send_response(200 if self.path == "/" else 401)
-        self.send_header("X-Error-Code", "RepoNotFound")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:
-        self._reply()
-
-    def do_HEAD(self) -> None:
-        self._reply()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def fake_hub() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with empty_hub() as url:
+        yield url
 
 
 def test_model_the_hub_does_not_have_is_a_usage_error(tmp_path: Path, fake_hub: str) -> None:

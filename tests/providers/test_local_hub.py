@@ -6,11 +6,9 @@ a loopback HTTP server, or a closed port for one that cannot be reached.
 
 from __future__ import annotations
 
-import http.server
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from muse_sdk.models import (
     shipped_model_dir,
 )
 from muse_sdk.providers.local._hub import download_command, hub_reachable
+from tests.servers.fake_hub import empty_hub
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -188,32 +187,10 @@ def test_cached_model_loads_while_the_hub_is_unreachable(hf_cache: Path) -> None
 # --- the probe -------------------------------------------------------------------------------
 
 
-class _Hub(http.server.BaseHTTPRequestHandler):
-    """A hub that knows no repository (as huggingface.co answers for a missing one)."""
-
-    def _reply(self) -> None:
-        self.send_response(200 if self.path == "/" else 401)
-        self.send_header("X-Error-Code", "RepoNotFound")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:
-        self._reply()
-
-    def do_HEAD(self) -> None:
-        self._reply()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def fake_hub() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with empty_hub() as url:
+        yield url
 
 
 def test_probe_answers_quickly_either_way(fake_hub: str, monkeypatch: pytest.MonkeyPatch) -> None:
