@@ -91,13 +91,18 @@ def timed(fns: dict[str, Callable[[], int]], device: Any, runs: int) -> dict[str
 
 def hf_generate(gen: LocalGenerator, prompt: str) -> int:
     """Plain ``model.generate``, the baseline, with the same settings the provider uses."""
-    enc = gen.tokenizer(prompt, return_tensors="pt").to(gen.device)
+    ids = torch.tensor([gen.tokenizer(prompt)["input_ids"]], device=gen.device)
     eos = gen.tokenizer.eos_token_id
     with torch.inference_mode():
         out = gen.hf_model.generate(
-            **enc, max_new_tokens=NEW_TOKENS, do_sample=False, eos_token_id=eos, pad_token_id=eos
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=eos,
         )
-    return int(out.shape[1] - enc["input_ids"].shape[1])
+    return int(out.shape[1] - ids.shape[1])
 
 
 def muse_generate(gen: LocalGenerator, prompt: str) -> int:

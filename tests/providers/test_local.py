@@ -95,7 +95,8 @@ def gen(tiny_dir: Path):
 
 
 def _hf_greedy(g: LocalGenerator, prompt: str, max_new: int) -> list[int]:
-    ids = g.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    """transformers' own greedy ``generate``: the reference the lean engine must match."""
+    ids = torch.tensor([g.tokenizer(prompt)["input_ids"]])
     out = g.hf_model.generate(
         ids,
         attention_mask=torch.ones_like(ids),
@@ -140,7 +141,9 @@ def test_seeded_sampling_is_reproducible(gen: LocalGenerator) -> None:
     assert others - {first.text}
 
 
-def test_sampling_params_reach_generate(gen: LocalGenerator) -> None:
+def test_sampling_params_reach_generate(tiny_dir: Path) -> None:
+    # The transformers backend (every non-GPT-2 architecture) passes them to generate().
+    gen = LocalGenerator(str(tiny_dir), LocalSettings(device="cpu", backend="transformers"))
     seen: dict[str, object] = {}
     original = gen.hf_model.generate
 
@@ -162,6 +165,7 @@ def test_sampling_params_reach_generate(gen: LocalGenerator) -> None:
         )
     finally:
         del gen.hf_model.generate
+        gen.close()
     assert seen["max_new_tokens"] == 5 and seen["do_sample"] is True
     assert (seen["temperature"], seen["top_k"], seen["top_p"]) == (0.7, 5, 0.9)
     assert (seen["repetition_penalty"], seen["no_repeat_ngram_size"]) == (1.3, 2)
@@ -213,8 +217,16 @@ def test_n_choices(gen: LocalGenerator) -> None:
 PROMPTS = ["a", "def main():\n    return", CHINESE, "import json", "The quick brown fox", "x"]
 
 
-def test_batch_equals_single_for_greedy(tiny_dir: Path) -> None:
-    with LocalGenerator(str(tiny_dir), LocalSettings(device="cpu", batch_size=4)) as g:
+@pytest.mark.parametrize("backend", ["transformers", "lean"])
+def test_batch_equals_single_for_greedy(tiny_dir: Path, backend: str) -> None:
+    settings = LocalSettings(device="cpu", batch_size=4, backend=backend)
+    with LocalGenerator(str(tiny_dir), settings) as g:
+        if backend == "lean":  # the engine decodes every row of the batch in one loop
+            batch = g.batch(PROMPTS, max_tokens=16, temperature=0).raise_for_errors()
+            assert g.engine.counts()["active"] == 0
+            singles = [g.generate(p, max_tokens=16, temperature=0) for p in PROMPTS]
+            assert [r.raw["token_ids"] for r in batch] == [r.raw["token_ids"] for r in singles]
+            return
         calls = []
         original = g.hf_model.generate
 

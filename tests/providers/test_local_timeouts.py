@@ -1,7 +1,8 @@
 """``timeout.read`` and ``timeout.total`` on the local provider, with muse-tiny (issue 13, point 4).
 
-A slow decode step is made real with a torch forward hook on the model (the provider's code is
-untouched); a busy model is a model lock held by another thread, as another call would.
+A slow decode step is made real by wrapping the engine's model calls (``prefill``/``decode``),
+as a forward hook would (the provider's code is untouched); a busy model is a model lock held by
+another thread, as another call (or an engine step) would.
 """
 
 from __future__ import annotations
@@ -59,9 +60,19 @@ class Steps:
 @pytest.fixture
 def steps(gen: LocalGenerator) -> Iterator[Steps]:
     counter = Steps()
-    handle = gen.hf_model.register_forward_hook(counter)
+    model = gen._model().model  # the lean GPT-2 the engine drives
+    for name in ("prefill", "decode"):
+        original = getattr(model, name)
+
+        def hooked(*args: Any, _original: Any = original) -> Any:
+            output = _original(*args)
+            counter(model, args, output)
+            return output
+
+        setattr(model, name, hooked)
     yield counter
-    handle.remove()
+    for name in ("prefill", "decode"):
+        delattr(model, name)
     assert_model_is_free(gen)
 
 
@@ -135,7 +146,8 @@ def test_timeouts_are_not_retried(gen: LocalGenerator, steps: Steps) -> None:
 
 
 def test_batch_items_time_out(gen: LocalGenerator) -> None:
-    results = gen.batch([PROMPT, "class"], max_tokens=LONG, temperature=0, timeout={"total": 0.1})
+    # Both write hundreds of tokens ("class" ends after 45, which can take under 0.1 s).
+    results = gen.batch([PROMPT, "for"], max_tokens=LONG, temperature=0, timeout={"total": 0.1})
     assert all(isinstance(item, TimeoutError) for item in results)
 
 

@@ -1,14 +1,21 @@
-"""``LocalGenerator``: a GPT-2-family causal LM run in-process with transformers and torch."""
+"""``LocalGenerator``: a GPT-2-family causal LM run in-process.
+
+GPT-2 checkpoints run on the lean model through its shared
+:class:`~muse_sdk.providers.local._engine.Engine`: every call, from any thread or event loop,
+joins one decode loop (continuous batching), and the async calls await it natively. Other
+architectures run ``model.generate`` from transformers, one call at a time, in a worker thread.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import aclosing, closing, contextmanager, nullcontext
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from muse_sdk.core.generator import Generator, Request
 from muse_sdk.core.types import Choice, GenerationParams, GenerationResult, StreamChunk, Usage
@@ -19,17 +26,27 @@ from muse_sdk.errors import (
     UnsupportedParameterError,
 )
 from muse_sdk.providers.local._decode import Row, Tracker
-from muse_sdk.providers.local._device import import_backend, resolve_device, resolve_dtype
+from muse_sdk.providers.local._device import resolve_device, resolve_dtype
 from muse_sdk.providers.local._hub import check_hub_model
 from muse_sdk.providers.local._loading import (
     CacheKey,
     LoadedModel,
     acquire,
+    import_torch,
     release,
     resolve_source,
 )
 from muse_sdk.providers.local._settings import DEFAULT_MAX_TOKENS, LocalSettings
-from muse_sdk.providers.local._timeouts import Budget, TextEvents, Watch
+from muse_sdk.providers.local._timeouts import (
+    AsyncChannel,
+    AsyncTextEvents,
+    Budget,
+    Channel,
+    TextEvents,
+    Watch,
+    afollow,
+    follow,
+)
 
 __all__ = ["LocalGenerator", "generation_kwargs"]
 
@@ -76,8 +93,8 @@ def _backend_errors(torch: ModuleType) -> Iterator[None]:
         yield
     except torch.cuda.OutOfMemoryError as exc:
         raise BackendUnavailableError(
-            f"the GPU ran out of memory ({exc}); lower batch_size, max_tokens or n, or use "
-            "dtype='float16'"
+            f"the GPU ran out of memory ({exc}); lower max_batch, batch_size, max_tokens or n, "
+            "or use dtype='float16'"
         ) from exc
     except RuntimeError as exc:
         raise ProviderError(f"the local model failed: {exc}", provider="local") from exc
@@ -87,9 +104,10 @@ class LocalGenerator(Generator):
     """Runs a GPT-2-family model in-process: a hub id, a local directory, or ``muse-tiny``.
 
     The model is loaded when the generator is built (errors surface at ``muse.load``), shared
-    with every generator of the same (model, device, dtype), and freed by the last ``close()``.
+    with every generator of the same (model, device, dtype, backend), and freed by the last
+    ``close()``; so is its engine, which batches the calls of all of them together.
     ``timeout.read`` bounds the wait for each token and ``timeout.total`` the whole call, the
-    wait for a model busy with other calls included (see ``_timeouts``).
+    wait for a busy model (all slots taken, or another call's turn) included (see ``_timeouts``).
     """
 
     provider = "local"
@@ -103,7 +121,7 @@ class LocalGenerator(Generator):
         source, is_dir = resolve_source(model)
         if not is_dir:  # before importing torch (seconds): weights that cannot be had fail now
             check_hub_model(source, s.revision)
-        self._torch, transformers = import_backend()
+        self._torch = import_torch()  # transformers too, but only for non-GPT-2 checkpoints
         self.device = resolve_device(self._torch, s.device)
         self.dtype = resolve_dtype(self._torch, s.dtype, self.device)
         self._key: CacheKey = (
@@ -112,8 +130,9 @@ class LocalGenerator(Generator):
             str(self.device),
             str(self.dtype),
             s.trust_remote_code,
+            s.backend,
         )
-        self._loaded: LoadedModel | None = acquire(transformers, self._key, self.device, self.dtype)
+        self._loaded: LoadedModel | None = acquire(self._key, self.device, self.dtype, s.max_batch)
         # Runs once: on close(), or when a generator nobody closed is garbage-collected.
         self._release = weakref.finalize(self, release, self._torch, self._key)
 
@@ -137,12 +156,21 @@ class LocalGenerator(Generator):
 
     @property
     def hf_model(self) -> Any:
-        """The underlying ``transformers`` model; calls made on it directly bypass the lock."""
-        return self._model().model
+        """The ``transformers`` model; calls made on it directly bypass the lock.
+
+        On the lean path generation does not use it: it is loaded on first access (a second
+        copy of the weights), for comparison or for what only transformers offers.
+        """
+        return self._model().reference(self.device, self.dtype)
+
+    @property
+    def engine(self) -> Any:
+        """The shared decode loop (an ``Engine``) on the lean path, else ``None``."""
+        return self._model().engine
 
     @property
     def tokenizer(self) -> Any:
-        """The underlying ``transformers`` tokenizer."""
+        """The tokenizer: the lean one (``tokenizers``) or transformers'."""
         return self._model().tokenizer
 
     def close(self) -> None:
@@ -169,7 +197,10 @@ class LocalGenerator(Generator):
         """Tokenise the prompt and make it fit the context (or raise)."""
         prompt = request.prompt
         tokenizer = loaded.tokenizer
-        with budget.hold(loaded.lock):  # fast tokenizers are not safe to share across threads
+        # transformers' fast tokenizers are not safe to share across threads; the lean one never
+        # changes after loading, and the engine holds the lock for every step.
+        lock = budget.hold(loaded.lock) if loaded.engine is None else nullcontext()
+        with lock:
             if isinstance(prompt, str):
                 ids = list(tokenizer(prompt)["input_ids"])
             else:
@@ -261,23 +292,63 @@ class LocalGenerator(Generator):
             choices=choices, usage=usage, provider=self.provider, model=self.model, raw=raw
         )
 
-    def _generate(self, request: Request) -> GenerationResult:
-        loaded = self._model()
+    def _job(self, loaded: LoadedModel, request: Request, prompt: list[int], stream: bool) -> Any:
+        """The engine's job for a request: the same parameters as the transformers path."""
+        from muse_sdk.providers.local._engine import job_for
+
+        kwargs = generation_kwargs(request.params, loaded)
+        return job_for(
+            prompt, request.params, kwargs, stream=stream, deadline_at=request.deadline_at
+        )
+
+    def _start(
+        self, loaded: LoadedModel, request: Request, stream: bool, prompt: list[int] | None = None
+    ) -> _Started:
+        """Tokenise (unless given) and start one request."""
         budget = Budget.of([request])
-        prompt = self._encode(loaded, request, budget)
-        tracker, events = self._watched(loaded, [prompt], request.params, budget, stream=False)
-        for _ in events:  # no text events: this waits for the end, within the budget
-            pass
-        return self._result(tracker.rows, len(prompt))
+        prompt = self._encode(loaded, request, budget) if prompt is None else prompt
+        if loaded.engine is None:
+            tracker, events = self._watched(loaded, [prompt], request.params, budget, stream)
+            return _Started(lambda: tracker.rows, prompt, events, tracker.cancel)
+        channel = Channel()
+        ticket = loaded.engine.submit(self._job(loaded, request, prompt, stream), channel)
+        events = follow(channel.queue, budget, ticket.cancel)
+        return _Started(lambda: ticket.rows, prompt, events, ticket.cancel)
+
+    def _generate(self, request: Request) -> GenerationResult:
+        rows, prompt, events, _ = self._start(self._model(), request, stream=False)
+        with closing(events), _backend_errors(self._torch):
+            for _ in events:  # no text events: this waits for the end, within the budget
+                pass
+        return self._result(rows(), len(prompt))
 
     def _generate_batch(self, requests: Sequence[Request]) -> list[GenerationResult]:
-        """Run requests that share parameters as one left-padded batch."""
+        """Submit every request to the engine; else run those that share parameters together."""
         requests = [request.started() for request in requests]  # one clock for the unit
+        loaded = self._model()
+        if loaded.engine is None:
+            return self._generate_groups(loaded, requests)
+        # Every prompt is checked before any runs: a bad one fails the unit at no cost.
+        prompts = [self._encode(loaded, r, Budget.of([r])) for r in requests]
+        started = [self._start(loaded, r, False, p) for r, p in zip(requests, prompts, strict=True)]
+        try:
+            for run in started:
+                with _backend_errors(self._torch):
+                    for _ in run.events:
+                        pass
+        finally:
+            for run in started:
+                run.cancel()  # after a failure, the others leave the batch too
+        return [self._result(run.rows(), len(run.prompt)) for run in started]
+
+    def _generate_groups(
+        self, loaded: LoadedModel, requests: Sequence[Request]
+    ) -> list[GenerationResult]:
+        """The transformers path: one left-padded ``generate`` per group of equal parameters."""
         results: dict[int, GenerationResult] = {}
         groups: dict[GenerationParams, list[int]] = {}
         for index, request in enumerate(requests):
             groups.setdefault(request.params, []).append(index)
-        loaded = self._model()
         for params, indices in groups.items():
             budget = Budget.of([requests[i] for i in indices])
             prompts = [self._encode(loaded, requests[i], budget) for i in indices]
@@ -290,14 +361,56 @@ class LocalGenerator(Generator):
         return [results[i] for i in range(len(requests))]
 
     def _stream(self, request: Request) -> Iterator[StreamChunk]:
-        loaded = self._model()
-        budget = Budget.of([request])
-        prompt = self._encode(loaded, request, budget)
-        tracker, events = self._watched(loaded, [prompt], request.params, budget, stream=True)
-        with closing(events):  # a consumer that stops early frees the model at the next step
+        rows, prompt, events, _ = self._start(self._model(), request, stream=True)
+        with closing(events), _backend_errors(self._torch):  # leaving early frees the row
             for index, text in events:
                 yield StreamChunk(text=text, index=index)
-        yield from _final_chunks(self._result(tracker.rows, len(prompt)))
+        yield from _final_chunks(self._result(rows(), len(prompt)))
+
+    # --- async: awaits the engine's events, no thread blocked per call ----------------------
+
+    def _astart(
+        self, loaded: LoadedModel, request: Request, stream: bool
+    ) -> tuple[Any, list[int], AsyncTextEvents]:
+        budget = Budget.of([request])
+        prompt = self._encode(loaded, request, budget)  # the lean tokenizer: no lock, ~µs
+        channel = AsyncChannel(asyncio.get_running_loop())
+        ticket = loaded.engine.submit(self._job(loaded, request, prompt, stream), channel)
+        return ticket, prompt, afollow(channel.queue, budget, ticket.cancel)
+
+    async def _agenerate(self, request: Request) -> GenerationResult:
+        loaded = self._model()
+        if loaded.engine is None:
+            return await super()._agenerate(request)
+        ticket, prompt, events = self._astart(loaded, request, stream=False)
+        async with aclosing(events):
+            with _backend_errors(self._torch):
+                async for _ in events:
+                    pass
+        return self._result(ticket.rows, len(prompt))
+
+    async def _astream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        loaded = self._model()
+        if loaded.engine is None:
+            async for chunk in super()._astream(request):
+                yield chunk
+            return
+        ticket, prompt, events = self._astart(loaded, request, stream=True)
+        async with aclosing(events):
+            with _backend_errors(self._torch):
+                async for index, text in events:
+                    yield StreamChunk(text=text, index=index)
+        for chunk in _final_chunks(self._result(ticket.rows, len(prompt))):
+            yield chunk
+
+
+class _Started(NamedTuple):
+    """A request under way: its rows (complete once ``events`` ends), prompt, events."""
+
+    rows: Callable[[], list[Row]]
+    prompt: list[int]
+    events: TextEvents
+    cancel: Callable[[], None]
 
 
 def _final_chunks(result: GenerationResult) -> Iterator[StreamChunk]:

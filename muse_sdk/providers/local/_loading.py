@@ -1,7 +1,11 @@
 """Finding, loading and sharing model weights.
 
-A model is loaded once per (source, revision, device, dtype) per process and shared by every
-generator that asks for it; ``release`` frees it when the last one closes. Hub failures become
+A model is loaded once per (source, revision, device, dtype, backend) per process and shared by
+every generator that asks for it; ``release`` frees it when the last one closes. A GPT-2
+checkpoint that the lean path can run exactly (``_gpt2.check_checkpoint``) loads as
+:class:`~muse_sdk.providers.local._gpt2.LeanGPT2` with its own tokenizer and gets an
+:class:`~muse_sdk.providers.local._engine.Engine`, without importing transformers; anything
+else loads with transformers. Hub failures become
 :class:`~muse_sdk.errors.BackendUnavailableError` that says how to get the weights, or
 :class:`~muse_sdk.errors.UnknownModelError` when the hub has no model of that name.
 """
@@ -19,20 +23,44 @@ from types import ModuleType
 from typing import Any
 
 from muse_sdk.errors import BackendUnavailableError, MuseError
-from muse_sdk.models import SHIPPED_MODELS, hf_hub_cache, hf_offline, shipped_model_dir
+from muse_sdk.models import (
+    SHIPPED_MODELS,
+    cached_snapshot,
+    hf_hub_cache,
+    hf_offline,
+    shipped_model_dir,
+)
 from muse_sdk.providers.local._decode import TokenText
+from muse_sdk.providers.local._device import INSTALL_HINT, import_backend
 from muse_sdk.providers.local._hub import download_command, hub_reachable, not_on_hub_error
 
-__all__ = ["CacheKey", "LoadedModel", "acquire", "cached_keys", "release", "resolve_source"]
+__all__ = [
+    "CacheKey",
+    "LoadedModel",
+    "acquire",
+    "cached_keys",
+    "import_torch",
+    "lean_directory",
+    "release",
+    "resolve_source",
+]
 
-CacheKey = tuple[str, str | None, str, str, bool]
+#: (source, revision, device, dtype, trust_remote_code, backend setting)
+CacheKey = tuple[str, str | None, str, str, bool, str]
+#: The KV cache an automatically sized engine may preallocate (``max_batch=None``).
+_AUTO_CACHE_BYTES = 4 * 2**30
+_AUTO_MAX_BATCH = 16
 _cache: dict[CacheKey, LoadedModel] = {}
 _cache_lock = threading.Lock()
+_reference_lock = threading.Lock()  # loading a reference takes seconds: not under _cache_lock
 
 
 @dataclass(eq=False)
 class LoadedModel:
-    """A model with its tokenizer, shared by generators; ``lock`` serialises its use."""
+    """A model with its tokenizer, shared by generators; ``lock`` serialises its use.
+
+    On the lean path the engine holds ``lock`` for each step, so a holder pauses the engine.
+    """
 
     model: Any
     tokenizer: Any
@@ -45,6 +73,27 @@ class LoadedModel:
     no_repeat_ngram_size: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     refs: int = 0
+    #: The decode loop (lean path); ``None`` on the transformers path.
+    engine: Any = None
+    #: Where the weights are, for :meth:`reference` (lean path).
+    directory: Path | None = None
+    _reference: Any = None
+
+    def reference(self, device: Any, dtype: Any) -> Any:
+        """The transformers model of the same weights (lean path: loaded on first use).
+
+        Generation never uses it; it is there for callers that want ``GPT2LMHeadModel``
+        itself, and for the tests that check the lean path against it.
+        """
+        if self.engine is None:
+            return self.model
+        with _reference_lock:
+            if self._reference is None:
+                _, transformers = import_backend()
+                auto = transformers.AutoModelForCausalLM
+                model = auto.from_pretrained(str(self.directory), dtype=dtype)
+                self._reference = model.to(device).eval()
+            return self._reference
 
 
 def resolve_source(model: str) -> tuple[str, bool]:
@@ -136,8 +185,74 @@ def _no_progress_bars(transformers: ModuleType) -> Iterator[None]:
             bars.enable_progress_bar()
 
 
-def _load(transformers: ModuleType, key: CacheKey, device: Any, dtype: Any) -> LoadedModel:
-    source, revision, _, _, trust = key
+def import_torch() -> ModuleType:
+    """Import torch (not transformers), or explain how to install it."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"the local provider needs torch ({exc.name or exc} is missing): install it with "
+            f"{INSTALL_HINT}"
+        ) from exc
+    return torch
+
+
+def lean_directory(source: str, revision: str | None, backend: str) -> Path | None:
+    """The checkpoint directory when the lean path runs it, else ``None`` (transformers).
+
+    Reads config.json and lists files only. ``backend="lean"`` raises instead of falling back.
+    """
+    if backend == "transformers":
+        return None
+    from muse_sdk.providers.local._gpt2 import UnsupportedCheckpointError, check_checkpoint
+
+    path = Path(source)
+    directory = path if path.is_dir() else cached_snapshot(source, revision)
+    try:
+        if directory is None:
+            raise UnsupportedCheckpointError(f"{source!r} is not downloaded yet")
+        check_checkpoint(directory)
+    except UnsupportedCheckpointError as exc:
+        if backend == "lean":
+            raise BackendUnavailableError(
+                f"backend='lean' cannot run {source!r} ({exc}); use backend='auto'"
+            ) from exc
+        return None
+    return directory
+
+
+def _load_lean(
+    directory: Path, key: CacheKey, device: Any, dtype: Any, max_batch: int | None
+) -> LoadedModel:
+    from muse_sdk.providers.local._engine import Engine
+    from muse_sdk.providers.local._gpt2 import LeanGPT2
+    from muse_sdk.providers.local._lean_tokenizer import LeanTokenizer
+
+    tokenizer = LeanTokenizer(directory)
+    model = LeanGPT2.from_pretrained(directory, device=device, dtype=dtype)
+    loaded = _wrap(model, tokenizer)
+    loaded.directory = directory
+    if max_batch is None:  # as many rows as a bounded cache holds, at most 16
+        shape = model.shape
+        per_slot = shape.n_layer * 2 * shape.n_embd * shape.n_positions * dtype.itemsize
+        max_batch = max(1, min(_AUTO_MAX_BATCH, _AUTO_CACHE_BYTES // per_slot))
+    loaded.engine = Engine(
+        model,
+        loaded.token_text,
+        loaded.eos_ids,
+        max_batch=max_batch,
+        lock=loaded.lock,
+        name=Path(key[0]).name or key[0],
+    )
+    return loaded
+
+
+def _load(key: CacheKey, device: Any, dtype: Any, max_batch: int | None) -> LoadedModel:
+    source, revision, _, _, trust, backend = key
+    directory = lean_directory(source, revision, backend)
+    if directory is not None:
+        return _load_lean(directory, key, device, dtype, max_batch)
+    _, transformers = import_backend()
     is_dir = Path(source).is_dir()
     options: dict[str, Any] = {"revision": revision, "trust_remote_code": trust}
     if not is_dir:  # the cache that check_hub_model read, even if HF_* changed after import
@@ -185,12 +300,15 @@ def _wrap(model: Any, tokenizer: Any) -> LoadedModel:
     )
 
 
-def acquire(transformers: ModuleType, key: CacheKey, device: Any, dtype: Any) -> LoadedModel:
-    """The shared model for ``key``, loading it on first use; pair with :func:`release`."""
+def acquire(key: CacheKey, device: Any, dtype: Any, max_batch: int | None = None) -> LoadedModel:
+    """The shared model for ``key``, loading it on first use; pair with :func:`release`.
+
+    ``max_batch`` sizes the engine of a model loaded now (the first generator's setting).
+    """
     with _cache_lock:
         loaded = _cache.get(key)
         if loaded is None:
-            loaded = _cache[key] = _load(transformers, key, device, dtype)
+            loaded = _cache[key] = _load(key, device, dtype, max_batch)
         loaded.refs += 1
         return loaded
 
@@ -206,6 +324,8 @@ def release(torch: ModuleType, key: CacheKey) -> None:
             return
         del _cache[key]
         on_cuda = str(key[2]).startswith("cuda")
+    if loaded.engine is not None:
+        loaded.engine.close()  # its thread ends, and with it the last hold on the weights
     del loaded
     if on_cuda and torch.cuda.is_available():
         torch.cuda.empty_cache()

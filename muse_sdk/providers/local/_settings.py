@@ -22,7 +22,12 @@ class LocalSettings(ProviderSettings):
     - ``dtype``: ``auto`` is float16 on CUDA and float32 on CPU.
     - ``truncate``: ``error`` raises when prompt + ``max_tokens`` exceeds the context;
       ``left`` drops the prompt's oldest tokens instead.
-    - ``batch_size``: prompts per forward pass in ``batch()``.
+    - ``batch_size``: prompts per unit of work in ``batch()`` (on the transformers backend,
+      per forward pass).
+    - ``max_batch``: rows (choices) the engine decodes together; more calls wait their turn,
+      first come first served. ``None`` sizes it from the KV cache memory (at most 16).
+    - ``backend``: ``auto`` runs GPT-2 checkpoints on the lean engine (continuous batching)
+      and anything else with transformers; ``lean`` or ``transformers`` forces one.
     - ``revision`` / ``trust_remote_code``: passed to ``from_pretrained`` for hub models.
     """
 
@@ -30,6 +35,8 @@ class LocalSettings(ProviderSettings):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     truncate: Literal["error", "left"] = "error"
     batch_size: int = Field(default=8, ge=1, le=1024)
+    max_batch: int | None = Field(default=None, ge=1, le=1024)
+    backend: Literal["auto", "lean", "transformers"] = "auto"
     revision: str | None = None
     trust_remote_code: bool = False
 

@@ -1,9 +1,12 @@
 """Time limits of local calls: ``timeout.read`` between tokens, ``timeout.total`` for the call.
 
-``model.generate`` runs in a worker thread; the caller waits for each decode step with the
-budget left, so a limit raises on time even while a step is still running. On expiry the caller
-cancels the :class:`~muse_sdk.providers.local._decode.Tracker`, which stops the worker at the
-end of the step in progress, and the model lock is released then.
+Generation runs off the caller's thread: in the engine's decode loop (``_engine``), or for the
+transformers path in a worker running ``model.generate``. Either reports to the caller through
+a queue of events, and the caller waits for each with the budget left (:func:`follow`, or
+:func:`afollow` on an event loop), so a limit raises on time even while a step is still
+running. On expiry (or when the caller leaves) the caller cancels the generation, which stops
+at the end of the step in progress: the engine drops the row, the worker's
+:class:`~muse_sdk.providers.local._decode.Tracker` ends ``generate`` and releases the model.
 
 Local timeouts are **not retried** (``retryable=False``): the same prompt on the same model
 costs the same time again, so a retry would spend the rest of the budget to fail once more.
@@ -12,17 +15,33 @@ costs the same time again, so a retry would spend the rest of the budget to fail
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from muse_sdk.core.generator import Request
 from muse_sdk.errors import TimeoutError
 
-__all__ = ["Budget", "TextEvents", "Watch"]
+__all__ = [
+    "STARTED",
+    "STEP",
+    "AnyChannel",
+    "AsyncChannel",
+    "AsyncTextEvents",
+    "Budget",
+    "Channel",
+    "Event",
+    "TextEvents",
+    "Watch",
+    "afollow",
+    "deliver",
+    "follow",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +110,124 @@ class _Mark:
     """A sentinel on the event queue."""
 
 
-_STARTED, _STEP = _Mark(), _Mark()
-_Event = tuple[int, str] | _Mark | BaseException | None
+#: Generation has the model (``read`` applies from now on); one decode step is done.
+STARTED, STEP = _Mark(), _Mark()
+#: What a generation reports: ``(row, text)``, a mark, its error, or ``None`` at the end.
+Event = tuple[int, str] | _Mark | BaseException | None
 #: ``(row, text)`` pairs as generation produces them; closing it cancels the generation.
 TextEvents = Generator[tuple[int, str], None, None]
+#: The same on an event loop; closing it (or cancelling the task) cancels the generation.
+AsyncTextEvents = AsyncGenerator[tuple[int, str], None]
+
+
+class Channel:
+    """Where a generation puts one call's events for a thread to read (:func:`follow`)."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+
+    def put(self, event: Event) -> None:
+        """Hand over one event (from any thread)."""
+        self.queue.put(event)
+
+
+class AsyncChannel:
+    """Where a generation puts one call's events for a coroutine on ``loop`` (:func:`afollow`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = loop
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    def put(self, event: Event) -> None:
+        """Hand over one event (on the loop's thread: :func:`deliver` schedules it there)."""
+        self.queue.put_nowait(event)
+
+
+AnyChannel = Channel | AsyncChannel
+
+
+def deliver(outbox: Sequence[tuple[AnyChannel, Event]]) -> list[AnyChannel]:
+    """Hand events to their channels: at once to threads, in one callback per event loop.
+
+    One ``call_soon_threadsafe`` per loop and batch (not per event) keeps the wake-ups of an
+    event loop serving many calls to one per step. Returns the channels whose loop is closed.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[AnyChannel, Event]]] = {}
+    for channel, event in outbox:
+        if channel.loop is None:
+            channel.put(event)
+        else:
+            by_loop.setdefault(channel.loop, []).append((channel, event))
+    lost: list[AnyChannel] = []
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_put_all, items)
+        except RuntimeError:  # the loop is closed: nobody will read these events
+            lost.extend(channel for channel, _ in items)
+    return lost
+
+
+def _put_all(items: list[tuple[AnyChannel, Event]]) -> None:
+    for channel, event in items:
+        channel.put(event)
+
+
+def follow(
+    events: queue.SimpleQueue[Event], budget: Budget, cancel: Callable[[], None]
+) -> TextEvents:
+    """Yield the text of a generation that reports to ``events``, within ``budget``.
+
+    Raises the generation's error, or :class:`~muse_sdk.errors.TimeoutError` when a limit runs
+    out; ``cancel()`` runs however the consumer leaves (the end, an error, ``close()``).
+    """
+    generating = False
+    try:
+        while True:
+            try:
+                event = events.get(timeout=budget.wait_s(generating))
+            except queue.Empty:
+                raise budget.expired(generating) from None
+            if event is None:
+                return
+            if isinstance(event, BaseException):
+                raise event
+            if isinstance(event, _Mark):
+                generating = generating or event is STARTED
+                continue
+            yield event
+    finally:
+        cancel()  # after a timeout or an abandoned stream: frees the model at the next step
+
+
+async def afollow(
+    events: asyncio.Queue[Event], budget: Budget, cancel: Callable[[], None]
+) -> AsyncTextEvents:
+    """The event-loop twin of :func:`follow`: awaits events, never blocks a thread.
+
+    Cancelling the awaiting task cancels the generation too (through the ``finally``).
+    """
+    generating = False
+    try:
+        while True:
+            if not events.empty():  # the common case under load: no timer, no task
+                event = events.get_nowait()
+            else:
+                try:
+                    event = await asyncio.wait_for(events.get(), budget.wait_s(generating))
+                except builtins.TimeoutError:
+                    raise budget.expired(generating) from None
+            if event is None:
+                return
+            if isinstance(event, BaseException):
+                raise event
+            if isinstance(event, _Mark):
+                generating = generating or event is STARTED
+                continue
+            yield event
+    finally:
+        cancel()
 
 
 class Watch:
@@ -107,15 +240,15 @@ class Watch:
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
-        self._events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
 
     def started(self) -> None:
         """The worker holds the model: from now on ``read`` bounds every wait."""
-        self._events.put(_STARTED)
+        self._events.put(STARTED)
 
     def step(self) -> None:
         """One decode step is done."""
-        self._events.put(_STEP)
+        self._events.put(STEP)
 
     def text(self, row: int, text: str) -> None:
         """Text of ``row`` that is final (a stream's chunk)."""
@@ -133,20 +266,4 @@ class Watch:
                 events.put(exc)
 
         threading.Thread(target=produce, name="muse-local-generate", daemon=True).start()
-        generating = False
-        try:
-            while True:
-                try:
-                    event = events.get(timeout=self.budget.wait_s(generating))
-                except queue.Empty:
-                    raise self.budget.expired(generating) from None
-                if event is None:
-                    return
-                if isinstance(event, BaseException):
-                    raise event
-                if isinstance(event, _Mark):
-                    generating = generating or event is _STARTED
-                    continue
-                yield event
-        finally:
-            cancel()  # after a timeout or an abandoned stream: frees the model at the next step
+        yield from follow(events, self.budget, cancel)
