@@ -53,3 +53,13 @@ def test_parse_local_speed_rows() -> None:
     assert (batch.baseline, batch.baseline_value) == ("16 sequential generate", 20.1)
     assert parse_row("|---|---|---|---|") is None
     assert parse_row("| peak memory (RSS) | 900 MiB | | |") == "900 MiB"
+
+
+def test_engine_speed_runs_on_a_small_model() -> None:
+    """The concurrency benchmark runs end to end (a 2-layer model; no figure is asserted)."""
+    cmd = [sys.executable, "-m", "benchmarks.engine_speed", "--model", "small", "--smoke"]
+    cmd += ["--runs", "1", "--ttft-samples", "2", "--requests", "32"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for row in ("16 concurrent agenerate vs sequential", "time to first token, under load", "RSS"):
+        assert row in done.stdout
