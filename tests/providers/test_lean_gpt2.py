@@ -31,8 +31,11 @@ CPU = torch.device("cpu")
 ATOL = 1e-4
 
 
-def _hf(directory: Path) -> Any:
-    return transformers.GPT2LMHeadModel.from_pretrained(directory, dtype=torch.float32).eval()
+def _hf(directory: Path, attn: str | None = None) -> Any:
+    options = {"attn_implementation": attn} if attn else {}
+    return transformers.GPT2LMHeadModel.from_pretrained(
+        directory, dtype=torch.float32, **options
+    ).eval()
 
 
 def _save_random(directory: Path, seed: int = 0, **config: Any) -> Path:
@@ -201,7 +204,9 @@ def test_flags_and_shapes_match_transformers(tmp_path: Path, flags: dict[str, An
     lean = LeanGPT2.from_pretrained(directory, device=CPU, dtype=torch.float32)
     assert lean.context_length == 32 and lean.vocab_size == 300
     ids = _ids(300, 2, 10)
-    reference = _reference(_hf(directory), ids)
+    # The eager attention is the reference for these flags: transformers 4.x's SDPA path ignored
+    # scale_attn_by_inverse_layer_idx and scale_attn_weights (5.x honours them).
+    reference = _reference(_hf(directory, attn="eager"), ids)
     _close(lean.forward(ids), reference)
     lean.allocate(2, 16)
     lean.prefill_many([0, 1], [ids[0, :9], ids[1, :4]])
