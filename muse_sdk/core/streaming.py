@@ -26,7 +26,7 @@ from muse_sdk.core.types import Choice, GenerationResult, StreamChunk, Usage
 from muse_sdk.errors import MuseError, ProviderError, StreamInterruptedError
 from muse_sdk.retry import RetryPolicy
 
-__all__ = ["AsyncStream", "Stream", "astream_with_retry", "note_reply", "stream_with_retry"]
+__all__ = ["AsyncStream", "Stream", "note_reply"]
 
 #: Text parts kept separate per choice before they are joined: one small str per chunk would
 #: cost ~60 bytes each, several times the text itself on a long reply.
@@ -395,32 +395,3 @@ async def _aclose(iterator: AsyncIterator[StreamChunk]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
-
-
-def stream_with_retry(
-    open_stream: Callable[[], Iterator[StreamChunk]],
-    policy: RetryPolicy,
-    deadline_s: float | None,
-    *,
-    provider: str = "",
-    model: str = "",
-    n: int = 1,
-) -> Stream:
-    """A :class:`Stream` over ``open_stream()``, retried until its first chunk arrives.
-
-    ``provider`` and ``model`` name who answers in the result; ``n`` is the number of choices.
-    """
-    return Stream(open_stream, policy, deadline_s, provider=provider, model=model, n=n)
-
-
-def astream_with_retry(
-    open_stream: Callable[[], AsyncIterator[StreamChunk]],
-    policy: RetryPolicy,
-    deadline_s: float | None,
-    *,
-    provider: str = "",
-    model: str = "",
-    n: int = 1,
-) -> AsyncStream:
-    """Async twin of :func:`stream_with_retry`."""
-    return AsyncStream(open_stream, policy, deadline_s, provider=provider, model=model, n=n)
