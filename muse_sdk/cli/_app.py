@@ -17,6 +17,7 @@ from muse_sdk.cli._errors import ExitCode, UsageError, fail, report_error
 from muse_sdk.cli._generate import generate
 from muse_sdk.cli._help import MuseCommand, PlainFlagsGroup
 from muse_sdk.cli._models import models
+from muse_sdk.cli._serve import serve
 
 __all__ = ["MuseGroup", "app"]
 
@@ -111,4 +112,5 @@ app.command(cls=MuseCommand)(generate)
 app.command(cls=MuseCommand)(code)
 app.command(cls=MuseCommand)(batch)
 app.command(cls=MuseCommand)(models)
+app.command(cls=MuseCommand)(serve)
 app.add_typer(config_app, name="config")

@@ -1,0 +1,49 @@
+"""Running the app under uvicorn: graceful shutdown on SIGTERM, exit on a failed model load."""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+
+from muse_sdk.errors import BackendUnavailableError
+from muse_sdk.server._app import create_app
+from muse_sdk.server._models import Loader
+from muse_sdk.server._settings import ServeSettings
+
+__all__ = ["serve"]
+
+
+def serve(
+    settings: ServeSettings | None = None,
+    *,
+    loader: Loader | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until SIGTERM or Ctrl-C; raise if the models could not be loaded.
+
+    On SIGTERM the server stops accepting connections, lets the requests in flight finish for
+    ``settings.grace_s`` seconds, cancels what is left (freeing its rows), and returns.
+    """
+    settings = settings or ServeSettings()
+    holder: list[uvicorn.Server] = []
+    app = create_app(settings, loader=loader, on_load_failed=lambda: _stop(holder))
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.grace_s,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    holder.append(server)
+    server.run(sockets=[sock] if sock is not None else None)
+    table = app.state.muse.table
+    if table.state == "failed":
+        raise BackendUnavailableError(f"muse serve could not load its models: {table.error}")
+
+
+def _stop(holder: list[uvicorn.Server]) -> None:
+    if holder:
+        holder[0].should_exit = True
