@@ -1,4 +1,4 @@
-"""Print ``name==floor`` for every runtime dependency (and the local extra) of pyproject.toml.
+"""Print ``name==floor`` for every runtime dependency (and the local and serve extras).
 
 CI installs these to prove the floors we declare are real. torch is the one exception: its
 lowest CPU wheel is not on the package index, so the README's pinned CPU wheel stands in.
@@ -28,9 +28,10 @@ def floor(spec: str) -> str:
 
 
 def main() -> None:
-    """Print one pin per runtime dependency and per dependency of the ``local`` extra."""
+    """Print one pin per runtime dependency and per dependency of the runtime extras."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    specs = [*project["dependencies"], *project["optional-dependencies"]["local"]]
+    extras = project["optional-dependencies"]
+    specs = [*project["dependencies"], *extras["local"], *extras["serve"]]
     print("\n".join(floor(spec) for spec in specs))
 
 

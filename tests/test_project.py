@@ -130,14 +130,16 @@ def test_readme_python_blocks_run(tmp_path: Path) -> None:
 
 
 def test_ci_pins_every_runtime_dependency_to_its_floor() -> None:
-    """.ci/lowest-deps installs these exactly, then runs the provider and reliability tests."""
+    """.ci/lowest-deps installs these exactly, then runs the provider, reliability, server tests."""
     import tomllib
 
     run = _run_python([str(ROOT / ".ci" / "lowest_pins.py")], cwd=ROOT)
     assert run.returncode == 0, run.stderr
     pins = dict(line.split("==") for line in run.stdout.split())
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    declared = [*project["dependencies"], *project["optional-dependencies"]["local"]]
+    extras = project["optional-dependencies"]
+    declared = [*project["dependencies"], *extras["local"], *extras["serve"]]
     assert len(pins) == len(declared)
+    assert {"starlette", "uvicorn"} <= pins.keys()
     assert pins["tenacity"] >= "8.3"  # stop_before_delay first appeared in tenacity 8.3
     assert "bash .ci/lowest-deps" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import uvicorn
+from uvicorn.logging import DefaultFormatter
 
 from muse_sdk.errors import BackendUnavailableError
 from muse_sdk.server._app import create_app
@@ -26,6 +28,7 @@ def serve(
     ``settings.grace_s`` seconds, cancels what is left (freeing its rows), and returns.
     """
     settings = settings or ServeSettings()
+    _log_like_uvicorn(settings.log_level)
     holder: list[uvicorn.Server] = []
     app = create_app(settings, loader=loader, on_load_failed=lambda: _stop(holder))
     config = uvicorn.Config(
@@ -42,6 +45,17 @@ def serve(
     table = app.state.muse.table
     if table.state == "failed":
         raise BackendUnavailableError(f"muse serve could not load its models: {table.error}")
+
+
+def _log_like_uvicorn(level: str) -> None:
+    """Send the server's own log lines where uvicorn's go, in uvicorn's format."""
+    log = logging.getLogger("muse_sdk.server")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(level.upper())
 
 
 def _stop(holder: list[uvicorn.Server]) -> None:
