@@ -85,18 +85,25 @@ def serve(
             f"muse serve needs starlette and uvicorn ({exc.name} is missing): "
             "pip install 'muse-sdk[serve]'"
         ) from None
+    from pydantic import ValidationError
+
     from muse_sdk.config import Config
 
-    settings = ServeSettings(
-        models=tuple(model or ()),
-        host=host,
-        port=port,
-        api_key=api_key,
-        max_queue=max_queue,
-        max_body_bytes=int(max_body_mb * 1024 * 1024),
-        grace_s=grace,
-        log_level=log_level,
-    )
+    try:
+        settings = ServeSettings(
+            models=tuple(model or ()),
+            host=host,
+            port=port,
+            api_key=api_key,
+            max_queue=max_queue,
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
+            grace_s=grace,
+            log_level=log_level,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        option = str(error["loc"][0]).replace("_", "-") if error["loc"] else "options"
+        raise UsageError(f"--{option}: {error['msg']}") from None
     config = Config.coerce((ctx.obj or {}).get("config"))
     if settings.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
         report_error(

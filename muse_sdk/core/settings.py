@@ -14,10 +14,23 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from muse_sdk.errors import MissingCredentialsError
 
-__all__ = ["NO_KEY_VALUES", "CallOptions", "KeySettings", "ProviderSettings"]
+__all__ = [
+    "NO_KEY_VALUES",
+    "CallOptions",
+    "KeySettings",
+    "ProviderSettings",
+    "reject_empty_key",
+]
 
 #: ``api_key`` values that mean "this server needs no key" (local vLLM, llama.cpp, Ollama).
 NO_KEY_VALUES = frozenset({"none", "no-key", "EMPTY"})
+
+
+def reject_empty_key(value: Any) -> Any:
+    """A pydantic ``before`` validator: an API key given as blank text is a mistake."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("the API key is empty")
+    return value
 
 
 class ProviderSettings(BaseModel):
@@ -42,12 +55,7 @@ class KeySettings(ProviderSettings):
     api_key: SecretStr | None = None
     api_key_env: str | None = None
 
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _secret(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("the API key is empty")
-        return value
+    _secret = field_validator("api_key", mode="before")(reject_empty_key)
 
     def resolve_api_key(self, provider: str, *, required: bool = True) -> str | None:
         """Return the key, or ``None`` for keyless servers; raise when a required key is absent."""

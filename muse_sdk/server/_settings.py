@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from muse_sdk.core.settings import reject_empty_key
+
 __all__ = ["ServeSettings"]
 
 
@@ -31,9 +33,4 @@ class ServeSettings(BaseModel):
     grace_s: int = Field(default=30, ge=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _non_empty(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("the API key is empty; leave it out to serve without one")
-        return value
+    _non_empty = field_validator("api_key", mode="before")(reject_empty_key)

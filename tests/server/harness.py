@@ -12,18 +12,14 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 import muse_sdk as muse
 from muse_sdk.core.generator import Generator
 from muse_sdk.server import ServeSettings, create_app
+from tests.servers.threaded import ThreadedServer
 
 TINY = Path(muse.__file__).parent / "models" / "muse-tiny"
 CHAT_TEMPLATE = (
@@ -60,8 +56,7 @@ class Served:
         self.app = create_app(self.settings, loader=loader)
         self.wait_ready = wait_ready
         self.port = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._threaded: ThreadedServer | None = None
 
     @property
     def root(self) -> str:
@@ -78,29 +73,17 @@ class Served:
         return self.app.state.muse.table.get(name).generator
 
     def __enter__(self) -> Served:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        self._threaded = ThreadedServer(self.app, lifespan="on")
+        self.port = self._threaded.port
+        table = self.app.state.muse.table
+        self._threaded.wait(
+            lambda: not self.wait_ready or table.state != "loading", 60, "muse serve"
         )
-        self._thread.start()
-        deadline = time.monotonic() + 60
-        while not self._server.started or (
-            self.wait_ready and self.app.state.muse.table.state == "loading"
-        ):
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("muse serve did not start")
-            time.sleep(0.01)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(30)
+        if self._threaded is not None:
+            self._threaded.stop(30)
 
 
 def _load(config: dict[str, Any], spec: str | None) -> Generator:

@@ -251,3 +251,21 @@ def test_the_api_key_comes_from_the_environment_and_never_shows() -> None:
         server.stop()
     assert (denied.status_code, allowed.status_code) == (401, 200)
     assert key not in "".join(server.log) and key not in denied.text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--api-key", "  "], "--api-key: Value error, the API key is empty"),
+        (["--max-queue", "0"], "--max-queue"),
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "muse_sdk", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2 and message in run.stderr
+    assert "Traceback" not in run.stderr

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -37,11 +36,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.servers.threaded import ThreadedServer
 
 __all__ = ["DEFAULT_TEXT", "OpenAIServer", "RecordedRequest", "Reply", "tokenize"]
 
@@ -141,8 +141,7 @@ class OpenAIServer:
         self._queue: deque[Reply] = deque()
         self._count = 0
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._threaded: ThreadedServer | None = None
         self.port = 0
         self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
 
@@ -170,30 +169,16 @@ class OpenAIServer:
 
     def start(self, port: int = 0) -> OpenAIServer:
         """Serve in a background thread; ``port=0`` picks a free port."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="critical", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the OpenAI test server did not start")
-            time.sleep(0.005)
+        self._threaded = ThreadedServer(self.app, port=port, log_level="critical")
+        self.port = self._threaded.port
+        self._threaded.wait(lambda: True, 10, "the OpenAI test server")
         return self
 
     def stop(self) -> None:
         """Stop serving and wait for the thread to end."""
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        if self._threaded is not None:
+            self._threaded.stop()
+        self._threaded = None
 
     def __enter__(self) -> OpenAIServer:
         return self.start()
