@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,7 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from muse_sdk.core.types import StreamChunk, Usage
+from muse_sdk.core.generator import Generator
+from muse_sdk.core.generator import Request as MuseRequest
+from muse_sdk.core.types import GenerationResult, StreamChunk, Usage
 from muse_sdk.server._errors import ApiError, from_exception, logger
 from muse_sdk.server._limits import Admission, read_json
 from muse_sdk.server._models import Loader, ModelTable, ServedModel
@@ -168,7 +170,7 @@ class _Server:
         if call.stream:
             return await self._stream(request, served, call, replier, headers)
         try:
-            work = asyncio.gather(*(served.generator.arun(r) for r in call.requests))
+            work = _run_all(served.generator, call.requests)
             results = await until_disconnect(work, request.receive)
         except ClientDisconnectedError:
             logger.info("request %s: the client disconnected; its work was cancelled", request_id)
@@ -255,6 +257,16 @@ async def _events(
     if call.include_usage:
         yield replier.usage(usage)
     yield DONE
+
+
+async def _run_all(generator: Generator, requests: Sequence[MuseRequest]) -> list[GenerationResult]:
+    """Every request's result; the first failure cancels the others (their work is wasted)."""
+    tasks = [asyncio.ensure_future(generator.arun(request)) for request in requests]
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()  # no-op once done
 
 
 def _request_id() -> str:

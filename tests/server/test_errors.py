@@ -292,3 +292,9 @@ def test_an_unexpected_error_mid_stream_is_a_500_event(broken: Served) -> None:
 def test_an_upstream_failure_is_502(broken: Served) -> None:
     reply = httpx.post(f"{broken.url}/completions", json={"model": "upstream", "prompt": "x"})
     assert error_of(reply, 502)["type"] == "upstream_error"
+
+
+def test_one_failing_prompt_of_a_list_fails_the_request(client: httpx.Client) -> None:
+    prompts = ["fine", " ".join(["word"] * 12)]
+    reply = client.post("/v1/completions", json={"model": "short", "prompt": prompts})
+    assert error_of(reply, 400)["code"] == "context_length_exceeded"
