@@ -61,6 +61,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
+    "SandboxError",
     "ServerError",
     "StreamInterruptedError",
     "TemplateError",
@@ -243,6 +244,13 @@ class UnsafeTemplateError(TemplateError):
 
 class BackendUnavailableError(MuseError):
     """A backend cannot run here: extra not installed, CUDA absent, or model files not found."""
+
+
+class SandboxError(MuseError):
+    """The code sandbox cannot run here, or was given bad arguments; the message says why.
+
+    Never raised for what the sandboxed code does: that is in the run's report.
+    """
 
 
 class BatchError(MuseError):

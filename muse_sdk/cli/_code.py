@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -58,8 +61,40 @@ def code(
         list[str] | None, typer.Option("--constraint", help="An extra rule (repeatable).")
     ] = None,
     repair: Annotated[
-        int, typer.Option("--repair", min=0, help="Re-ask up to N times while it does not parse.")
+        int,
+        typer.Option(
+            "--repair", min=0, help="Re-ask up to N times while it does not parse or fails --test."
+        ),
     ] = 0,
+    test: Annotated[
+        Path | None,
+        typer.Option(
+            "--test",
+            exists=True,
+            dir_okay=False,
+            help="Tests the code must pass, run in a sandbox: pytest-style test functions for "
+            "Python ('from solution import ...'), or the test file --test-command runs.",
+            rich_help_panel="Tests",
+        ),
+    ] = None,
+    test_command: Annotated[
+        str | None,
+        typer.Option(
+            "--test-command",
+            help="For other languages: the command that runs the tests in the sandbox, e.g. "
+            "'node --test' (the code is solution.<ext>, the tests the --test file).",
+            rich_help_panel="Tests",
+        ),
+    ] = None,
+    candidates: Annotated[
+        int,
+        typer.Option(
+            "--candidates",
+            min=1,
+            help="Ask for N replies and work on them in parallel; keep the first that passes.",
+            rich_help_panel="Tests",
+        ),
+    ] = 1,
     primed: Annotated[
         bool | None,
         typer.Option(
@@ -86,8 +121,9 @@ def code(
 ) -> None:
     """Generate code for REQUIREMENT and write only the extracted code.
 
-    Exit code 4 when the code is truncated or does not parse (Python), and it is still written,
-    so that you can fix it by hand; or when the reply holds no code, and nothing is written.
+    Exit code 4 when the code is truncated, does not parse, or fails --test, and it is still
+    written, so that you can fix it by hand; or when the reply holds no code, and nothing is
+    written. With --test, exit code 0 means the tests passed.
     """
     from muse_sdk.templates._code import check_language
     from muse_sdk.templates._extract import has_fence
@@ -100,7 +136,16 @@ def code(
     with load_generator(ctx, model, profile, truncate) as gen:
         if primed is None and not _takes_chat(gen):
             template = _template(template.language, locale, section, constraint, True)
-        result = template.run(gen, text, repair_attempts=repair, **params)
+        result = template.run(
+            gen,
+            text,
+            repair_attempts=repair,
+            tests=test.read_text(encoding="utf-8") if test is not None else None,
+            test_command=shlex.split(test_command) if test_command else None,
+            candidates=candidates,
+            on_attempt=_progress(candidates) if test is not None or candidates > 1 else None,
+            **params,
+        )
     # Without a fence, extraction falls back to the whole reply: prose, from a chat model.
     fenced = template.primed or has_fence(result.raw)
     if verbose:
@@ -127,6 +172,34 @@ def _template(
         locale=locale,  # type: ignore[arg-type]  # the template validates and names the choices
         primed=bool(primed),
     )
+
+
+def _progress(count: int) -> Callable[[int, CodeResult], None]:
+    """One stderr line per check of a candidate (candidates are checked in parallel)."""
+    lock = threading.Lock()
+
+    def show(candidate: int, result: CodeResult) -> None:
+        which = f"candidate {candidate + 1}/{count}" if count > 1 else "the code"
+        attempt = f" (repair {result.repairs})" if result.repairs else ""
+        with lock:
+            report_error(f"{which}{attempt}: {_verdict(result)}", kind="info")
+
+    return show
+
+
+def _verdict(result: CodeResult) -> str:
+    if result.truncated:
+        return "truncated"
+    if result.syntax_error is not None:
+        return f"does not parse: {result.syntax_error}"
+    report = result.test_report
+    if report is None:
+        return "parses"
+    if report.passed:
+        return f"passed {report.tests_run} test(s)"
+    if report.outcome == "failed":
+        return f"failed {report.tests_run - report.tests_passed} of {report.tests_run} test(s)"
+    return f"{report.outcome}: {report.message}"
 
 
 def _takes_chat(gen: Generator) -> bool:
@@ -167,13 +240,15 @@ def _describe(result: CodeResult, fenced: bool) -> None:
 
 
 def _check(result: CodeResult, output: Path | None) -> None:
-    """Exit with CODE_CHECK when the code is truncated or does not parse (it is kept anyway)."""
+    """Exit with CODE_CHECK when the code is truncated, does not parse or fails its tests."""
     kept = f" (written to {output} anyway)" if output is not None else ""
     problems = []
     if result.truncated:
         problems.append("is truncated: the reply ended inside a code block (raise --max-tokens)")
     if result.syntax_error is not None:
         problems.append(f"does not parse: {result.syntax_error}")
+    elif result.tests_passed is False and result.test_report is not None:
+        problems.append(f"fails its tests: {result.test_report.summary()}")
     for problem in problems:
         report_error(f"the generated code {problem}{kept}")
     if problems:

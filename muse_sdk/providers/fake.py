@@ -1,7 +1,8 @@
 """A deterministic, offline provider for tests: yours and ours.
 
 - ``fake:echo`` replies with the prompt (a chat's last message), token by token.
-- ``fake:script`` replies with ``responses`` in order (the last one repeats).
+- ``fake:script`` replies with ``responses`` in order (the last one repeats); a call with ``n``
+  choices takes the next ``n`` responses, one per choice.
 
 Both honour ``max_tokens`` (whitespace-separated words, or single CJK characters, count as
 tokens), ``stop`` and ``n``; ``latency_s`` simulates a slow model and ``failures`` scripts errors
@@ -123,6 +124,8 @@ class FakeGenerator(Generator):
         self.in_flight = 0
         self.max_in_flight = 0
         self.prompts: list[Prompt] = []
+        self._taken = 0  # scripted responses used so far
+        self._first: dict[int, int] = {}  # call index -> its first scripted response
 
     # --- bookkeeping -----------------------------------------------------------------------
 
@@ -133,14 +136,18 @@ class FakeGenerator(Generator):
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.prompts.append(request.prompt)
+            failures = self.settings.failures
+            if index >= len(failures) or failures[index] is None:  # failures take no response
+                self._first[index] = self._taken
+                self._taken += request.params.n
         return index
 
     def _leave(self) -> None:
         with self._lock:
             self.in_flight -= 1
 
-    def _check(self, index: int, request: Request) -> str:
-        """Raise the scripted failure for call ``index``, else return the full reply."""
+    def _check(self, index: int, request: Request) -> list[str]:
+        """Raise the scripted failure for call ``index``, else return each choice's full reply."""
         s = self.settings
         if index < len(s.failures) and (kind := s.failures[index]) is not None:
             raise _error(kind, s.retry_after_s)
@@ -149,24 +156,23 @@ class FakeGenerator(Generator):
             wanted = request.params.max_tokens or 0
             if prompt_tokens + wanted > s.context_length:
                 raise ContextLengthExceededError(prompt_tokens, wanted, s.context_length)
-        if self.model == "echo":
-            return _last_text(request.prompt)
-        return s.responses[min(self._script_index(index), len(s.responses) - 1)]
-
-    def _script_index(self, index: int) -> int:
-        """Successful calls before this one: scripted failures do not consume responses."""
-        return index - sum(1 for kind in self.settings.failures[:index] if kind is not None)
-
-    def _result(self, request: Request, reply: str) -> GenerationResult:
-        text, finish = _cut(reply, request)
         n = request.params.n
+        if self.model == "echo":
+            return [_last_text(request.prompt)] * n
+        first, last = self._first.pop(index), len(s.responses) - 1
+        return [s.responses[min(first + i, last)] for i in range(n)]
+
+    def _result(self, request: Request, replies: list[str]) -> GenerationResult:
+        cuts = [_cut(reply, request) for reply in replies]
         usage = Usage(
             prompt_tokens=len(tokenize(_last_text(request.prompt))),
-            completion_tokens=len(tokenize(text)) * n,
+            completion_tokens=sum(len(tokenize(text)) for text, _ in cuts),
         )
-        choices = tuple(Choice(index=i, text=text, finish_reason=finish) for i in range(n))
+        choices = tuple(
+            Choice(index=i, text=text, finish_reason=end) for i, (text, end) in enumerate(cuts)
+        )
         return GenerationResult(
-            choices=choices, usage=usage, provider=self.provider, model=self.model, raw=reply
+            choices=choices, usage=usage, provider=self.provider, model=self.model, raw=replies[0]
         )
 
     def _chunks(self, result: GenerationResult) -> Iterator[StreamChunk]:

@@ -7,23 +7,32 @@ translation. ``run`` renders, generates, extracts (see ``_extract``) and checks;
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from muse_sdk.core.types import Usage
 from muse_sdk.errors import InvalidParameterError, TemplateError, did_you_mean
 from muse_sdk.templates._extract import LANGUAGE_ALIASES, extract_code, normalize_language
 from muse_sdk.templates._prompt import PromptTemplate
 from muse_sdk.templates._result import CodeResult
+from muse_sdk.templates._tested import TestPlan, Tests, best_of, judge, report_for_prompt
 from muse_sdk.templates._values import escape_braces
 
 if TYPE_CHECKING:
     from muse_sdk.core.generator import Generator
     from muse_sdk.core.types import GenerationResult
+    from muse_sdk.sandbox import Limits
 
 __all__ = ["DISPLAY_NAMES", "CodeGenerationTemplate", "check_language"]
 
 Locale = Literal["en", "zh"]
+#: ``on_attempt(candidate, result)``: called after each check of a candidate.
+OnAttempt = Callable[[int, CodeResult], None]
 LOCALES: tuple[str, ...] = ("en", "zh")
 
 #: The languages muse knows (the ``muse code`` choices, with LANGUAGE_ALIASES), and how each
@@ -62,6 +71,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "broken": "The {lang} code below does not parse:",
         "error": "SyntaxError: ",
         "fix": "Fix the error and reply with the complete corrected code.",
+        "failing": "The {lang} code below fails its tests:",
+        "report": "Test report:",
+        "fix_tests": "Fix the code so that the tests pass, and reply with the complete code.",
     },
     "zh": {
         "intro": "请根据以下需求生成一段{lang}代码:",
@@ -71,6 +83,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "broken": "下面的{lang}代码无法解析:",
         "error": "语法错误:",
         "fix": "请修正错误并给出完整的代码。",
+        "failing": "下面的{lang}代码没有通过测试:",
+        "report": "测试报告:",
+        "fix_tests": "请修改代码使测试通过,并给出完整的代码。",
     },
 }
 
@@ -196,48 +211,186 @@ class CodeGenerationTemplate:
         return self._template.render(requirement=_requirement(requirement))
 
     def render_repair(self, requirement: str, broken: CodeResult) -> str:
-        """The prompt that asks again for ``requirement``, quoting the broken code and its error."""
+        """The prompt that asks again for ``requirement``, quoting the code and what was wrong.
+
+        What was wrong is the syntax error, else the (trimmed) test report.
+        """
         body = PromptTemplate(self._body_source()).render(requirement=_requirement(requirement))
-        repair = [
-            body,
-            self._phrase("broken"),
-            _fence(broken.code, self.language),
-            self._phrase("error") + str(broken.syntax_error),
-            self._phrase("fix"),
-        ]
-        return "\n\n".join(repair) + self._primer()
+        if broken.syntax_error is None and broken.test_report is not None:
+            what = [self._phrase("failing"), _fence(broken.code, self.language)]
+            what += [self._phrase("report") + "\n" + report_for_prompt(broken.test_report)]
+            fix = self._phrase("fix_tests")
+        else:
+            what = [self._phrase("broken"), _fence(broken.code, self.language)]
+            what += [self._phrase("error") + str(broken.syntax_error)]
+            fix = self._phrase("fix")
+        return "\n\n".join([body, *what, fix]) + self._primer()
 
     def parse(self, reply: str | GenerationResult) -> CodeResult:
         """Extract and check the code of a reply to this template's prompt."""
         return extract_code(reply, self.language, primed=self.primed)
 
-    def _again(self, result: CodeResult, limit: int) -> bool:
-        return result.syntax_error is not None and result.repairs < limit
-
     def run(
-        self, generator: Generator, requirement: str, *, repair_attempts: int = 0, **params: Any
+        self,
+        generator: Generator,
+        requirement: str,
+        *,
+        repair_attempts: int = 0,
+        tests: Tests | None = None,
+        test_command: Sequence[str] | None = None,
+        limits: Limits | None = None,
+        candidates: int = 1,
+        on_attempt: OnAttempt | None = None,
+        **params: Any,
     ) -> CodeResult:
-        """Render, generate with ``params``, extract and check; repair up to ``repair_attempts``."""
-        limit = _repairs(repair_attempts)
-        result = self.parse(generator.generate(self.render(requirement), **params))
-        while self._again(result, limit):
-            reply = generator.generate(self.render_repair(requirement, result), **params)
-            result = self.parse(reply).model_copy(update={"repairs": result.repairs + 1})
-        return result
+        """Render, generate, extract and check: the code that passed, or the best attempt.
+
+        Without ``tests`` a candidate passes when it is complete and parses; with them it must
+        also pass the tests, run in a sandbox (see :mod:`muse_sdk.sandbox`). A failing candidate
+        is sent back with what failed, up to ``repair_attempts`` times. ``candidates=n`` asks for
+        n replies at once (``n``) and works on them in parallel: the first to pass wins, else the
+        one with the most passing tests, with every candidate in ``.candidates``.
+        ``on_attempt(candidate, result)`` is called after each check (from worker threads
+        when ``candidates > 1``), to show progress.
+        """
+        loop = _Loop.of(self, requirement, repair_attempts, tests, test_command, limits, on_attempt)
+        count = _count(candidates)
+        first = generator.generate(self.render(requirement), **_with_n(params, count))
+        starts = loop.starts(first, count)
+        if count == 1:
+            return loop.finish(loop.improve(generator, 0, starts[0], params), [])
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            work = [
+                pool.submit(loop.improve, generator, i, r, params) for i, r in enumerate(starts)
+            ]
+            done = [future.result() for future in work]
+        return loop.finish(best_of(done), done)
 
     async def arun(
-        self, generator: Generator, requirement: str, *, repair_attempts: int = 0, **params: Any
+        self,
+        generator: Generator,
+        requirement: str,
+        *,
+        repair_attempts: int = 0,
+        tests: Tests | None = None,
+        test_command: Sequence[str] | None = None,
+        limits: Limits | None = None,
+        candidates: int = 1,
+        on_attempt: OnAttempt | None = None,
+        **params: Any,
     ) -> CodeResult:
-        """Async twin of :meth:`run`."""
-        limit = _repairs(repair_attempts)
-        result = self.parse(await generator.agenerate(self.render(requirement), **params))
-        while self._again(result, limit):
-            reply = await generator.agenerate(self.render_repair(requirement, result), **params)
-            result = self.parse(reply).model_copy(update={"repairs": result.repairs + 1})
-        return result
+        """Async twin of :meth:`run` (tests run in worker threads)."""
+        loop = _Loop.of(self, requirement, repair_attempts, tests, test_command, limits, on_attempt)
+        count = _count(candidates)
+        first = await generator.agenerate(self.render(requirement), **_with_n(params, count))
+        starts = loop.starts(first, count)
+        done = await asyncio.gather(
+            *(loop.aimprove(generator, i, r, params) for i, r in enumerate(starts))
+        )
+        return loop.finish(best_of(done) if count > 1 else done[0], done if count > 1 else [])
 
     def __repr__(self) -> str:
         return (
             f"CodeGenerationTemplate(language={self.language!r}, locale={self.locale!r}, "
             f"sections={list(self.sections)!r}, primed={self.primed})"
         )
+
+
+def _count(candidates: object) -> int:
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        raise InvalidParameterError("candidates", f"must be an int >= 1, got {candidates!r}")
+    return candidates
+
+
+def _with_n(params: dict[str, Any], count: int) -> dict[str, Any]:
+    if count > 1 and "n" in params:
+        raise InvalidParameterError("n", "candidates=... sets n; pass one or the other")
+    return {**params, "n": count} if count > 1 else params
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """One ``run``: judge a candidate, repair it while it fails, and add up the usage."""
+
+    template: CodeGenerationTemplate
+    requirement: str
+    limit: int
+    plan: TestPlan | None
+    on_attempt: OnAttempt | None = None
+    #: Set when a candidate passes: the others stop repairing (their replies would be wasted).
+    won: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def of(
+        cls,
+        template: CodeGenerationTemplate,
+        requirement: str,
+        repair_attempts: int,
+        tests: Tests | None,
+        command: Sequence[str] | None,
+        limits: Limits | None,
+        on_attempt: OnAttempt | None,
+    ) -> _Loop:
+        plan = TestPlan.of(tests, template.language, limits, command)
+        limit = _repairs(repair_attempts)
+        return cls(template, _requirement(requirement), limit, plan, on_attempt)
+
+    def _judged(self, candidate: int, result: CodeResult) -> CodeResult:
+        result = judge(result, self.plan)
+        if self.on_attempt is not None:
+            self.on_attempt(candidate, result)
+        return result
+
+    def starts(self, reply: GenerationResult, count: int) -> list[CodeResult]:
+        """One parsed candidate per choice; the reply's usage is counted once, on the first."""
+        texts = reply.texts[:count] if count > 1 else [reply]
+        parsed = [self.template.parse(text) for text in texts]
+        if count > 1:  # each candidate keeps the whole reply as raw, for its finish reason
+            parsed = [p.model_copy(update={"raw": reply}) for p in parsed]
+        parsed[0] = parsed[0].model_copy(update={"usage": reply.usage})
+        return parsed
+
+    def _again(self, result: CodeResult) -> bool:
+        if result.ok:
+            self.won.set()
+        return not result.ok and result.repairs < self.limit and not self.won.is_set()
+
+    def _next(self, before: CodeResult, reply: GenerationResult) -> CodeResult:
+        parsed = self.template.parse(reply)
+        return parsed.model_copy(
+            update={
+                "repairs": before.repairs + 1,
+                "runs": before.runs,
+                "usage": before.usage + reply.usage,
+            }
+        )
+
+    def improve(
+        self, generator: Generator, candidate: int, result: CodeResult, params: dict[str, Any]
+    ) -> CodeResult:
+        """Judge ``result``; while it fails and repairs are left, ask again with what failed."""
+        result = self._judged(candidate, result)
+        while self._again(result):
+            prompt = self.template.render_repair(self.requirement, result)
+            reply = generator.generate(prompt, **params)
+            result = self._judged(candidate, self._next(result, reply))
+        return result
+
+    async def aimprove(
+        self, generator: Generator, candidate: int, result: CodeResult, params: dict[str, Any]
+    ) -> CodeResult:
+        """Async twin of :meth:`improve`."""
+        result = await asyncio.to_thread(self._judged, candidate, result)
+        while self._again(result):
+            prompt = self.template.render_repair(self.requirement, result)
+            reply = await generator.agenerate(prompt, **params)
+            result = await asyncio.to_thread(self._judged, candidate, self._next(result, reply))
+        return result
+
+    @staticmethod
+    def finish(chosen: CodeResult, every: Sequence[CodeResult]) -> CodeResult:
+        """The chosen candidate, holding all of them and the usage of all of them."""
+        if not every:
+            return chosen
+        total = sum((c.usage for c in every), Usage())
+        return chosen.model_copy(update={"candidates": tuple(every), "usage": total})

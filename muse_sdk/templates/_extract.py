@@ -13,7 +13,9 @@ r"""Code extraction from a model's reply: the fence rules of docs/templates.md, 
    stripped.
 5. ``primed``: the text starts inside a block of the requested language, closed by the first
    closing fence line of either character.
-6. ``syntax_error``: for Python, the ``SyntaxError`` message with its line number.
+6. ``syntax``: the :func:`check_code` result for ``code`` in the result's language (Python by
+   ``ast``, many others by tree-sitter, the rest "not checked"); ``syntax_error``: its problem
+   as ``"message (line N)"``, else ``None``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from dataclasses import dataclass
 
 from muse_sdk.core.types import GenerationResult
 from muse_sdk.errors import InputError
-from muse_sdk.templates._result import CodeResult, check_syntax
+from muse_sdk.templates._result import CodeResult
+from muse_sdk.templates._syntax import check_code
 
 __all__ = ["LANGUAGE_ALIASES", "extract_code", "has_fence", "normalize_language"]
 
@@ -179,11 +182,13 @@ def extract_code(
         blocks = [(None, reply.strip())]
     code = _select(blocks, wanted)
     result_language = wanted if wanted is not None else blocks[0][0]
+    syntax = check_code(code, result_language)
     return CodeResult(
         code=code,
         language=result_language,
         blocks=tuple(blocks),
         truncated=truncated,
-        syntax_error=check_syntax(code, result_language),
+        syntax_error=None if syntax.problem is None else str(syntax.problem),
+        syntax=syntax,
         raw=text,
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import ast
-import warnings
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from muse_sdk.core.types import Usage
+from muse_sdk.sandbox._report import TestReport
+from muse_sdk.templates._syntax import SyntaxCheck, check_code
 
 __all__ = ["CodeResult", "check_syntax"]
 
@@ -15,9 +17,16 @@ class CodeResult(BaseModel):
     """Code extracted from a model's reply.
 
     ``code`` is the selected code, ``blocks`` every fenced block as ``(language, code)`` (language
-    ``None`` when untagged), ``truncated`` whether the reply ended inside an open fence, and
-    ``syntax_error`` the ``SyntaxError`` message with its line number (Python only, else ``None``).
+    ``None`` when untagged), and ``truncated`` whether the reply ended inside an open fence.
+    ``syntax`` is the :class:`SyntaxCheck` of ``code`` (status, checker, and the problem with its
+    line and column), and ``syntax_error`` its problem as text, ``"message (line N)"``, or
+    ``None`` when the code parses or was not checked; :func:`extract_code` sets both.
     ``raw`` is what was parsed: the reply text or the :class:`GenerationResult`.
+
+    With tests (``CodeGenerationTemplate.run(..., tests=...)``): ``tests_passed``, the last
+    ``test_report`` and ``runs`` (test runs made); with ``candidates=n``, the chosen result holds
+    every candidate's final result in ``candidates``. ``usage`` adds up every reply behind the
+    result: its candidates and repairs.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -27,31 +36,32 @@ class CodeResult(BaseModel):
     blocks: tuple[tuple[str | None, str], ...] = ()
     truncated: bool = False
     syntax_error: str | None = None
+    syntax: SyntaxCheck | None = None
     #: How many repair prompts ``CodeGenerationTemplate.run`` sent before this result.
     repairs: int = Field(default=0, ge=0)
+    #: Whether the tests passed (``None``: no tests were given).
+    tests_passed: bool | None = None
+    test_report: TestReport | None = Field(default=None, repr=False)
+    runs: int = Field(default=0, ge=0)
+    candidates: tuple[CodeResult, ...] = Field(default=(), repr=False)
+    usage: Usage = Usage()
     raw: Any = Field(default=None, repr=False)
 
     @property
+    def syntax_checked(self) -> bool:
+        """Whether a checker looked at the code (False for languages without one)."""
+        return self.syntax is not None and self.syntax.checked
+
+    @property
     def ok(self) -> bool:
-        """True when the code is complete and (for Python) parses."""
-        return not self.truncated and self.syntax_error is None
+        """Complete, no syntax error where checked, and the tests passed (if there were any)."""
+        return not self.truncated and self.syntax_error is None and self.tests_passed is not False
 
     def __str__(self) -> str:
         return self.code
 
 
 def check_syntax(code: str, language: str | None) -> str | None:
-    """Return the ``SyntaxError`` message with its line number for Python code, else ``None``."""
-    if language != "python":
-        return None
-    try:
-        # The model's code may hold invalid escapes: their warnings are noise for the caller.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(code)
-    except SyntaxError as exc:
-        return f"{exc.msg} (line {exc.lineno})"
-    except (ValueError, RecursionError) as exc:
-        # Null bytes (ValueError on 3.11) or absurd nesting: no line number to give.
-        return f"{type(exc).__name__}: {exc}"
-    return None
+    """The syntax problem of ``code`` as ``"message (line N)"``, else ``None`` (see check_code)."""
+    problem = check_code(code, language).problem
+    return None if problem is None else str(problem)

@@ -130,3 +130,83 @@ def test_docs_list_every_language_muse_knows() -> None:
     row = next(line for line in cli_md.splitlines() if line.startswith("| `-l, --language`"))
     for name in [*DISPLAY_NAMES, *LANGUAGE_ALIASES]:
         assert f"`{name}`" in row, name
+
+
+TESTED = """
+[profiles.tested]
+provider = "fake"
+model = "script"
+responses = [
+  "```python\\ndef add(a, b):\\n    return a - b\\n```",
+  "```python\\ndef add(a, b)\\n    return a + b\\n```",
+  "```python\\ndef add(a, b):\\n    return a + b\\n```",
+]
+"""
+ADD_TESTS = "from solution import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+
+
+def _tested(muse_toml: Path, tmp_path: Path) -> Path:
+    with muse_toml.open("a", encoding="utf-8") as config:
+        config.write(TESTED)
+    tests = tmp_path / "test_add.py"
+    tests.write_text(ADD_TESTS, encoding="utf-8")
+    return tests
+
+
+def test_candidates_keep_the_one_that_passes(
+    invoke: Invoke, muse_toml: Path, tmp_path: Path
+) -> None:
+    tests, out = _tested(muse_toml, tmp_path), tmp_path / "solution.py"
+    result = invoke(
+        "code", "add", "-p", "tested", "--test", str(tests), "--candidates", "3", "-o", str(out)
+    )
+    assert result.exit_code == 0, result.stderr
+    assert out.read_text(encoding="utf-8") == "def add(a, b):\n    return a + b\n"
+    lines = sorted(line for line in result.stderr.splitlines() if "candidate " in line)
+    assert lines == [
+        "info: candidate 1/3: failed 1 of 1 test(s)",
+        "info: candidate 2/3: does not parse: expected ':' (line 1)",
+        "info: candidate 3/3: passed 1 test(s)",
+    ]
+
+
+def test_failing_tests_exit_4_after_the_repairs(
+    invoke: Invoke, muse_toml: Path, tmp_path: Path
+) -> None:
+    tests = _tested(muse_toml, tmp_path)
+    result = invoke("code", "add", "-p", "tested", "--test", str(tests))
+    assert result.exit_code == 4
+    assert result.stdout == "def add(a, b):\n    return a - b\n"  # written anyway
+    assert "fails its tests: 1 of 1 tests failed" in result.stderr
+    assert "test_add: AssertionError" in result.stderr
+    repaired = invoke("code", "add", "-p", "tested", "--test", str(tests), "--repair", "2")
+    assert repaired.exit_code == 0, repaired.stderr
+    assert "the code (repair 2): passed 1 test(s)" in repaired.stderr
+
+
+def test_a_test_command_tests_other_languages(
+    invoke: Invoke, muse_toml: Path, tmp_path: Path
+) -> None:
+    with muse_toml.open("a", encoding="utf-8") as config:
+        config.write(
+            '\n[profiles.shell]\nprovider = "fake"\nmodel = "script"\n'
+            'responses = ["```bash\\nadd() { echo $(( $1 + $2 )); }\\n```"]\n'
+        )
+    tests = tmp_path / "test_add.sh"
+    tests.write_text('. ./solution.sh\n[ "$(add 2 3)" = 5 ]\n', encoding="utf-8")
+    args = ["code", "add", "-p", "shell", "-l", "bash", "--test", str(tests)]
+    result = invoke(*args, "--test-command", "bash test_solution.sh")
+    assert result.exit_code == 0, result.stderr
+    assert "the code: passed 1 test(s)" in result.stderr
+    missing = invoke(*args)
+    assert missing.exit_code == 2 and "test_command" in missing.stderr
+
+
+def test_go_code_is_syntax_checked(invoke: Invoke, muse_toml: Path) -> None:
+    with muse_toml.open("a", encoding="utf-8") as config:
+        config.write(
+            '\n[profiles.gopher]\nprovider = "fake"\nmodel = "script"\n'
+            'responses = ["```go\\npackage main\\n\\nfunc main() {\\n\\tx := \\n}\\n```"]\n'
+        )
+    result = invoke("code", "a go program", "-p", "gopher", "--language", "go")
+    assert result.exit_code == 4 and "does not parse" in result.stderr

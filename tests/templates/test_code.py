@@ -127,10 +127,10 @@ def test_repair_gives_up_after_the_attempts():
     assert (result.repairs, gen.calls) == (2, 3)
 
 
-def test_no_repair_for_other_languages():
-    gen = muse.load("fake:script", responses=["```bash\nif [ x\n```"])
-    result = CodeGenerationTemplate("bash").run(gen, "check x", repair_attempts=3)
-    assert (result.syntax_error, gen.calls) == (None, 1)
+def test_no_repair_for_unchecked_languages():
+    gen = muse.load("fake:script", responses=["```kotlin\nfun f( {\n```"])
+    result = CodeGenerationTemplate("kotlin").run(gen, "check x", repair_attempts=3)
+    assert (result.syntax_error, result.syntax_checked, gen.calls) == (None, False, 1)
 
 
 def test_repair_prompt_fence_outgrows_backticks_in_code():

@@ -324,7 +324,7 @@ RULE_6 = [
     ("invalid", "```python\nx = 1\ndef f(:\n```", "python", "line 2"),
     ("indentation", "```python\ndef f():\nreturn 1\n```", "python", "line 2"),
     ("alias-checked", "```py\nx = (\n```", None, "line 1"),
-    ("bash-never-checked", "```bash\nif [ x\n```", "bash", None),
+    ("unchecked-language", "```kotlin\nfun f( {\n```", "kotlin", None),
     ("untagged-without-language", "```\ndef f(:\n```", None, None),
     ("untagged-as-python", "```\ndef f(:\n```", "python", "line 1"),
     ("null-byte", "```python\nx = '\0'\n```", "python", "null bytes"),
