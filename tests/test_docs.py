@@ -26,6 +26,7 @@ RUNNABLE_PAGES = (
     "from-the-seeds.md",
     "migrating-from-openai.md",
     "providers/writing-a-provider.md",
+    "codegen.md",
 )
 RUNNABLE = re.compile(r"^```python\n(.*?)^```$", flags=re.S | re.M)
 
