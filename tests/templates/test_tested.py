@@ -337,3 +337,29 @@ def test_non_python_syntax_errors_are_repaired(language: str) -> None:
     result = template.run(gen, "x", repair_attempts=1)
     assert (result.ok, result.repairs, result.code) == (True, 1, fixed)
     assert unrepaired.syntax_error in str(gen.prompts[-1])
+
+
+def test_the_example_runs_against_an_openai_compatible_server(tmp_path: Path) -> None:
+    import os
+    import runpy
+    import subprocess
+    import sys
+
+    from tests.servers.openai_server import OpenAIServer, Reply
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "codegen_tested.py"
+    namespace = runpy.run_path(str(example), run_name="example")
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    with OpenAIServer(default=Reply(text=namespace["RIGHT"], usage=True)) as server:
+        run = subprocess.run(
+            [sys.executable, str(example), "--base-url", server.url, "--model", "m"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=env,
+        )
+        sent = server.requests[0].json
+    assert run.returncode == 0, run.stderr
+    assert "the code passed its tests" in run.stdout
+    assert sent["n"] == 3 and sent["model"] == "m"
