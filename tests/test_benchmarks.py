@@ -63,3 +63,26 @@ def test_engine_speed_runs_on_a_small_model() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     for row in ("16 concurrent agenerate vs sequential", "time to first token, under load", "RSS"):
         assert row in done.stdout
+
+
+def test_serve_load_runs_quick(tmp_path: Path) -> None:
+    """The ``muse serve`` load benchmark runs end to end on muse-tiny (no figure is asserted)."""
+    out = tmp_path / "serve.json"
+    cmd = [sys.executable, "-m", "benchmarks.serve_load", "--quick", "--json", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for row in ("server vs in-process batch()", "TTFT p50 / p99", "httpx round trip", "RSS"):
+        assert row in done.stdout
+    data = json.loads(out.read_text())
+    assert data["throughput"]["check"]["failed"] == 0
+    assert data["rss"]["in_flight_after"] == 0
+    assert all(not stop["killed"] for stop in data["server_stops"])
+
+
+def test_sandbox_overhead_runs() -> None:
+    """The sandbox overhead benchmark runs end to end (no figure is asserted)."""
+    cmd = [sys.executable, "-m", "benchmarks.sandbox_overhead", "--runs", "2"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for row in ("python -I -c pass", "run_python_tests, one passing test", "run_command"):
+        assert row in done.stdout

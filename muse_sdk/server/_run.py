@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 
 import uvicorn
 from uvicorn.logging import DefaultFormatter
@@ -41,10 +45,28 @@ def serve(
     )
     server = uvicorn.Server(config)
     holder.append(server)
-    server.run(sockets=[sock] if sock is not None else None)
+    with _graceful_sigterm():
+        server.run(sockets=[sock] if sock is not None else None)
     table = app.state.muse.table
     if table.state == "failed":
         raise BackendUnavailableError(f"muse serve could not load its models: {table.error}")
+
+
+@contextlib.contextmanager
+def _graceful_sigterm() -> Iterator[None]:
+    """Let a SIGTERM that uvicorn has already handled end the process with status 0.
+
+    After its graceful shutdown uvicorn raises the signal again under the handler it found;
+    with the default one the process would die of SIGTERM (status 143) after a clean stop.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _log_like_uvicorn(level: str) -> None:

@@ -205,7 +205,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones() -> None:
     assert refused, "a new connection was accepted after SIGTERM"
     assert events[-1] == "[DONE]", events[-3:]
     assert events[-2]["usage"]["completion_tokens"] == 400
-    assert server.process.returncode in (0, -signal.SIGTERM)
+    assert server.process.returncode == 0  # a clean stop, not a death by SIGTERM
 
 
 def test_sigterm_cancels_what_outlives_the_grace_period() -> None:
