@@ -528,3 +528,73 @@ def test_nothing_leaks_after_many_requests(gen: LocalGenerator) -> None:
         "outbox": 0,
     }
     assert not engine._queue and not engine._active and not engine._touched
+
+
+def _blocking_prefill(sizes: list[int], release: threading.Event, bad: int | None = None) -> Any:
+    """Record each prefill pass's size; hold the first pass until ``release``; fail passes that
+    hold a prompt of length ``bad``."""
+
+    def wrap(model: Any) -> Any:
+        original = model.prefill_many
+
+        def prefill_many(slots: Any, prompts: Any) -> Any:
+            sizes.append(len(prompts))
+            if len(sizes) == 1:
+                release.wait(30)
+            if bad is not None and any(len(p) == bad for p in prompts):
+                raise RuntimeError("prefill failed (simulated)")
+            return original(slots, prompts)
+
+        model.prefill_many = prefill_many
+        return model
+
+    return wrap
+
+
+def _finish(engine: Engine, ids: list[int], tokens: int = 8) -> tuple[Any, Channel]:
+    channel = Channel()
+    return engine.submit(Job(ids, SamplingParams(), tokens), channel), channel
+
+
+def _drain(ticket: Any, channel: Channel) -> list[int]:
+    for _ in follow(channel.queue, Budget(), ticket.cancel):
+        pass
+    return list(ticket.rows[0].token_ids)
+
+
+def test_prompts_arriving_together_are_prefilled_in_one_pass() -> None:
+    sizes: list[int] = []
+    release = threading.Event()
+    engine, tokenizer = _private_engine(max_batch=8, wrap=_blocking_prefill(sizes, release))
+    try:
+        prompts = [list(tokenizer(p)["input_ids"]) for p in PROMPTS[:5]]
+        first = _finish(engine, prompts[0])
+        while not sizes:
+            time.sleep(0.001)
+        rest = [_finish(engine, ids) for ids in prompts[1:]]  # queued behind the first pass
+        release.set()
+        together = [_drain(*first)] + [_drain(*call) for call in rest]
+        assert sizes[0] == 1 and sum(sizes[1:]) == 4 and len(sizes) < 5  # fewer passes
+        alone = [_drain(*_finish(engine, ids)) for ids in prompts]
+        assert together == alone
+    finally:
+        engine.close()
+
+
+def test_a_failing_prefill_fails_only_its_own_call() -> None:
+    sizes: list[int] = []
+    release = threading.Event()
+    engine, _ = _private_engine(max_batch=8, wrap=_blocking_prefill(sizes, release, 3))
+    try:
+        first = _finish(engine, [20, 21, 22, 23, 24])
+        while not sizes:
+            time.sleep(0.001)
+        bad = _finish(engine, [10, 11, 12])
+        good = _finish(engine, [10, 11, 12, 13])
+        release.set()
+        assert len(_drain(*first)) == 8 and len(_drain(*good)) == 8
+        with pytest.raises(RuntimeError, match="simulated"):
+            _drain(*bad)
+        assert engine.counts()["free"] == 8
+    finally:
+        engine.close()
