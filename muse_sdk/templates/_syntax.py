@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 import warnings
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -58,9 +59,11 @@ GRAMMARS: dict[str, tuple[str, ...]] = {
 
 #: Languages left unchecked on purpose, and why: a false error is worse than no check.
 UNRELIABLE: dict[str, str] = {
-    "sql": "dialects differ, and the grammar rejects valid T-SQL, PostgreSQL and SQLite",
     "html": "the grammar rejects valid text such as 'a & b' and '5 > 3'",
 }
+#: SQL is checked with sqlglot (tree-sitter's grammar rejects valid T-SQL, PostgreSQL and SQLite):
+#: the code is ok if one of these dialects parses it ("" is sqlglot's generic dialect).
+SQL_DIALECTS = ("", "postgres", "mysql", "tsql", "sqlite", "bigquery", "snowflake", "oracle")
 
 INSTALL_HINT = "tree-sitter-language-pack is not installed: pip install 'muse-sdk[code]'"
 _SNIPPET = 30
@@ -112,6 +115,8 @@ def check_code(code: str, language: str | None) -> SyntaxCheck:
         return _check_python(code)
     if not tag:
         return SyntaxCheck(status="not checked", checker="no language given")
+    if tag == "sql":
+        return _check_sql(code)
     if tag in UNRELIABLE:
         return SyntaxCheck(
             status="not checked", checker=f"no reliable grammar for {tag!r}: {UNRELIABLE[tag]}"
@@ -119,6 +124,37 @@ def check_code(code: str, language: str | None) -> SyntaxCheck:
     if tag not in GRAMMARS:
         return SyntaxCheck(status="not checked", checker=f"no grammar for {tag!r}")
     return _check_tree_sitter(code, tag)
+
+
+_TOKEN_REPR = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: \d+.*?>")
+
+
+def _check_sql(code: str) -> SyntaxCheck:
+    """Parse with sqlglot in each of :data:`SQL_DIALECTS`; report the generic dialect's error."""
+    try:
+        import sqlglot
+        from sqlglot.errors import ParseError, TokenError
+    except ImportError:
+        hint = "sqlglot is not installed: pip install 'muse-sdk[code]'"
+        return SyntaxCheck(status="not checked", checker=hint)
+    first: Exception | None = None
+    for dialect in SQL_DIALECTS:
+        try:
+            sqlglot.parse(code, read=dialect or None)
+        except (ParseError, TokenError) as exc:
+            first = first or exc
+        else:
+            return SyntaxCheck(status="ok", checker="sqlglot")
+    return SyntaxCheck(status="error", problem=_sql_problem(first), checker="sqlglot")
+
+
+def _sql_problem(exc: Exception | None) -> SyntaxProblem:
+    details = getattr(exc, "errors", None) or [{}]
+    first = details[0]
+    message = str(first.get("description") or exc or "invalid SQL").splitlines()[0]
+    message = _TOKEN_REPR.sub(lambda m: repr(m.group(1)), message)  # sqlglot's Token repr
+    line, column = first.get("line") or 1, first.get("col") or 1
+    return SyntaxProblem(message=message, line=max(1, int(line)), column=max(1, int(column)))
 
 
 def _check_python(code: str) -> SyntaxCheck:

@@ -289,23 +289,56 @@ def test_languages_without_a_checker_are_not_checked(language, reason):
     assert check_syntax("fun f( {", language) is None
 
 
-@pytest.mark.parametrize(
-    ("language", "valid"),
-    [
-        ("sql", "INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO NOTHING;"),
-        ("html", "<p>Tom & Jerry: 5 > 3</p>"),
-    ],
-)
-def test_unreliable_grammars_are_not_checked(language, valid, monkeypatch):
-    for code in (valid, "SELECT * FROM;</div"):
-        check = check_code(code, language)
+def test_html_is_not_checked_its_grammar_rejects_valid_text(monkeypatch):
+    valid = "<p>Tom & Jerry: 5 > 3</p>"
+    for code in (valid, "</div"):
+        check = check_code(code, "html")
         assert check.status == "not checked"
-        assert check.checker.startswith(f"no reliable grammar for {language!r}")
+        assert check.checker.startswith("no reliable grammar for 'html'")
     if importlib.util.find_spec("tree_sitter_language_pack") is not None:
         # Why: the grammar rejects this valid code (should it stop, the language can be checked).
-        monkeypatch.setitem(_syntax.GRAMMARS, language, (language,))
-        monkeypatch.delitem(_syntax.UNRELIABLE, language)
-        assert check_code(valid, language).status == "error"
+        monkeypatch.setitem(_syntax.GRAMMARS, "html", ("html",))
+        monkeypatch.delitem(_syntax.UNRELIABLE, "html")
+        assert check_code(valid, "html").status == "error"
+
+
+SQL_VALID = [
+    "INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO NOTHING;",  # PostgreSQL
+    "SELECT TOP 5 * FROM [users] WHERE id = @x",  # T-SQL
+    "PRAGMA foreign_keys = ON",  # SQLite
+    "SELECT * FROM t ORDER BY a NULLS LAST FETCH FIRST 5 ROWS ONLY",
+    "SELECT name FROM users WHERE id = :id",
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\nSELECT name FROM t;",
+    "WITH r AS (SELECT 1 AS x) SELECT x FROM r UNION ALL SELECT 2",
+    "GRANT SELECT ON t TO bob",
+]
+SQL_BROKEN = [
+    ("SELECT * FROM WHERE id = 1", 1, 19, "Expected table name but got 'WHERE'"),
+    ("SELECT 1;\nSELEC 2;", 2, 7, "Invalid expression / Unexpected token"),
+    ("INSERT INTO t VALUES (1,", 1, 24, None),
+]
+
+
+@pytest.mark.parametrize("code", SQL_VALID)
+def test_valid_sql_of_several_dialects_is_ok(code):
+    pytest.importorskip("sqlglot")
+    assert check_code(code, "sql") == SyntaxCheck(status="ok", checker="sqlglot")
+
+
+@pytest.mark.parametrize(("code", "line", "column", "message"), SQL_BROKEN)
+def test_broken_sql_gives_line_and_column(code, line, column, message):
+    pytest.importorskip("sqlglot")
+    check = check_code(code, "sql")
+    assert check.status == "error" and check.checker == "sqlglot"
+    assert (check.problem.line, check.problem.column) == (line, column)
+    if message is not None:
+        assert check.problem.message == message
+
+
+def test_without_sqlglot_sql_is_not_checked(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sqlglot", None)
+    check = check_code("SELEC 1", "sql")
+    assert check.status == "not checked" and "pip install 'muse-sdk[code]'" in check.checker
 
 
 def test_without_the_pack_other_languages_are_not_checked(monkeypatch):
