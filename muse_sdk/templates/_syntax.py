@@ -9,8 +9,9 @@ with the reason in ``checker``; a language without a checker is never ``"ok"``.
   extra), loaded on first use. The first ERROR or MISSING node in document order is the problem.
   tree-sitter recovers from errors, so the position is where the parser noticed the error, which
   may be a token or two before the mistake.
-- :data:`UNRELIABLE` languages stay unchecked: their grammars reject ordinary valid code. So
-  does YAML nested past :data:`YAML_MAX_COLUMN`, which crashes the yaml grammar.
+- SQL with sqlglot in several dialects (:data:`SQL_DIALECTS`); HTML with its grammar after
+  :func:`_blank_html_text`. YAML nested past :data:`YAML_MAX_COLUMN` stays unchecked: it crashes
+  the yaml grammar.
 
 Blank code is whatever the checker says, and every checker here accepts it (``ast.parse("")``
 does): an empty block is the caller's to report.
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     from tree_sitter import Language, Node
 
-__all__ = ["GRAMMARS", "UNRELIABLE", "SyntaxCheck", "SyntaxProblem", "check_code"]
+__all__ = ["GRAMMARS", "SQL_DIALECTS", "SyntaxCheck", "SyntaxProblem", "check_code"]
 
 SyntaxStatus = Literal["ok", "error", "not checked"]
 
@@ -55,12 +56,9 @@ GRAMMARS: dict[str, tuple[str, ...]] = {
     "yaml": ("yaml",),
     "yml": ("yaml",),
     "toml": ("toml",),
+    "html": ("html",),  # after _blank_html_text
 }
 
-#: Languages left unchecked on purpose, and why: a false error is worse than no check.
-UNRELIABLE: dict[str, str] = {
-    "html": "the grammar rejects valid text such as 'a & b' and '5 > 3'",
-}
 #: SQL is checked with sqlglot (tree-sitter's grammar rejects valid T-SQL, PostgreSQL and SQLite):
 #: the code is ok if one of these dialects parses it ("" is sqlglot's generic dialect).
 SQL_DIALECTS = ("", "postgres", "mysql", "tsql", "sqlite", "bigquery", "snowflake", "oracle")
@@ -117,10 +115,6 @@ def check_code(code: str, language: str | None) -> SyntaxCheck:
         return SyntaxCheck(status="not checked", checker="no language given")
     if tag == "sql":
         return _check_sql(code)
-    if tag in UNRELIABLE:
-        return SyntaxCheck(
-            status="not checked", checker=f"no reliable grammar for {tag!r}: {UNRELIABLE[tag]}"
-        )
     if tag not in GRAMMARS:
         return SyntaxCheck(status="not checked", checker=f"no grammar for {tag!r}")
     return _check_tree_sitter(code, tag)
@@ -199,8 +193,12 @@ def _check_tree_sitter(code: str, tag: str) -> SyntaxCheck:
         reason = f"YAML nested past column {YAML_MAX_COLUMN} would crash the yaml grammar"
         return SyntaxCheck(status="not checked", checker=reason)
     data = code.encode("utf-8", "surrogatepass")
+    if "html" in GRAMMARS[tag]:  # same length: positions still point into ``data``
+        source = _blank_html_text(code).encode("utf-8", "surrogatepass")
+    else:
+        source = data
     # Code blocks lose their last newline, which Go statements and C directives end with.
-    source = data if data.endswith(b"\n") else data + b"\n"
+    source = source if source.endswith(b"\n") else source + b"\n"
     errors: list[SyntaxCheck] = []
     for grammar in GRAMMARS[tag]:
         try:
@@ -214,6 +212,46 @@ def _check_tree_sitter(code: str, tag: str) -> SyntaxCheck:
             return check
         errors.append(check)
     return errors[0]
+
+
+_ENTITY = re.compile(r"&#?\w+;")
+
+
+def _blank_html_text(code: str) -> str:
+    """Blank the bare ``&``, ``<`` and ``>`` of text and comments.
+
+    HTML allows them (``5 > 3``, ``AT&T``) but the tree-sitter grammar rejects them; tags, quoted
+    values and entities stay as they are.
+    """
+    out = list(code)
+    i = 0
+    while i < len(code):
+        if code.startswith("<!--", i):
+            end = code.find("-->", i + 4)
+            i = len(code) if end < 0 else end + 3
+        elif (
+            code[i] == "<" and i + 1 < len(code) and (code[i + 1].isalpha() or code[i + 1] in "/!?")
+        ):
+            i = _tag_end(code, i + 1)
+        else:
+            if code[i] in "<>" or (code[i] == "&" and not _ENTITY.match(code, i)):
+                out[i] = " "
+            i += 1
+    return "".join(out)
+
+
+def _tag_end(code: str, i: int) -> int:
+    """Index after the ``>`` that closes the tag whose name starts at ``i`` (quotes respected)."""
+    quote = ""
+    for j in range(i, len(code)):
+        char = code[j]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == ">":
+            return j + 1
+    return len(code)
 
 
 def _yaml_too_deep(code: str) -> bool:

@@ -289,17 +289,43 @@ def test_languages_without_a_checker_are_not_checked(language, reason):
     assert check_syntax("fun f( {", language) is None
 
 
-def test_html_is_not_checked_its_grammar_rejects_valid_text(monkeypatch):
-    valid = "<p>Tom & Jerry: 5 > 3</p>"
-    for code in (valid, "</div"):
-        check = check_code(code, "html")
-        assert check.status == "not checked"
-        assert check.checker.startswith("no reliable grammar for 'html'")
-    if importlib.util.find_spec("tree_sitter_language_pack") is not None:
-        # Why: the grammar rejects this valid code (should it stop, the language can be checked).
-        monkeypatch.setitem(_syntax.GRAMMARS, "html", ("html",))
-        monkeypatch.delitem(_syntax.UNRELIABLE, "html")
-        assert check_code(valid, "html").status == "error"
+HTML_VALID = [
+    "<p>Tom & Jerry: 5 > 3</p>",
+    "<p>2 < 3, x -> y, a >= b</p>",
+    "<ul><li>a<li>b</ul>",
+    "<!DOCTYPE html><html><head><title>x</title></head><body><p>hi</body></html>",
+    "<script>if (a < b && c > d) {}</script>",
+    "<!-- a comment & < > -->\n<table><tr><td>1</td></tr></table>",
+    '<form action="/x?a=1&b=2"><input disabled value="a&b"><button>Go</button></form>',
+    "<p>&nbsp;&copy; AT&T 2024</p><br/><hr>",
+    '<a title="x > y" href="#">ok</a>',
+    "<p>写一首诗 & 5 > 3</p>",
+]
+HTML_BROKEN = [
+    ('<a href="x>link</a>', 1, 1),
+    ("<p>hi</p></div>", 1, 10),
+    ('<div class="a"\n<p>x</p></div>', 2, 1),
+    ("<div id=>x</div>", 1, 8),
+]
+
+
+@pytest.mark.parametrize("code", HTML_VALID)
+def test_valid_html_text_is_ok(code):
+    pytest.importorskip("tree_sitter_language_pack")
+    assert check_code(code, "html").status == "ok"
+
+
+@pytest.mark.parametrize(("code", "line", "column"), HTML_BROKEN)
+def test_broken_html_gives_line_and_column(code, line, column):
+    pytest.importorskip("tree_sitter_language_pack")
+    check = check_code(code, "html")
+    assert check.status == "error" and check.checker == "tree-sitter html"
+    assert (check.problem.line, check.problem.column) == (line, column)
+
+
+def test_html_text_is_blanked_only_outside_tags():
+    # Why: without the blanking, the grammar rejects valid text (so it was not checked at all).
+    assert _syntax._blank_html_text('<p a="1 > 0">5 > 3 & x</p>') == '<p a="1 > 0">5   3   x</p>'
 
 
 SQL_VALID = [
