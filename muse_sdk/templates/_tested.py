@@ -24,12 +24,19 @@ Tests: TypeAlias = str | Path | Callable[[str], object]
 
 #: File names of the code and the tests for a ``test_command``, by language.
 _FILES = {
+    "python": ("solution.py", "test_solution.py"),
     "javascript": ("solution.js", "solution.test.js"),
     "typescript": ("solution.ts", "solution.test.ts"),
     "go": ("solution.go", "solution_test.go"),
     "rust": ("lib.rs", "tests.rs"),
     "bash": ("solution.sh", "test_solution.sh"),
     "ruby": ("solution.rb", "test_solution.rb"),
+    "java": ("Solution.java", "SolutionTest.java"),
+    "c": ("solution.c", "test_solution.c"),
+    "cpp": ("solution.cpp", "test_solution.cpp"),
+    "csharp": ("Solution.cs", "SolutionTests.cs"),
+    "php": ("solution.php", "test_solution.php"),
+    "lua": ("solution.lua", "test_solution.lua"),
 }
 #: The most of a test report quoted back to the model in a repair prompt.
 MAX_REPORT_CHARS = 2000

@@ -363,3 +363,17 @@ def test_the_example_runs_against_an_openai_compatible_server(tmp_path: Path) ->
     assert run.returncode == 0, run.stderr
     assert "the code passed its tests" in run.stdout
     assert sent["n"] == 3 and sent["model"] == "m"
+
+
+def test_a_test_command_for_python_gets_py_files(tmp_path: Path) -> None:
+    import sys
+
+    tests = "from solution import add\nassert add(2, 3) == 5, 'add is wrong'\n"
+    result = CodeGenerationTemplate("python").run(
+        muse.load("fake:script", responses=[WRONG]),
+        "add",
+        tests=tests,
+        test_command=[sys.executable, "test_solution.py"],
+        limits=FAST,
+    )
+    assert result.tests_passed is False and "add is wrong" in result.test_report.summary()
