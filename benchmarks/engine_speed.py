@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import resource
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import muse_sdk as muse
+from benchmarks._harness import interleave
 from benchmarks.local_speed import NEW_TOKENS, build_model_dir
 
 CONCURRENCY = 16
@@ -83,13 +85,14 @@ def rates(fns: dict[str, Callable[[], int]], runs: int) -> dict[str, float]:
     """Median tokens/s of each function over ``runs`` interleaved runs (after one warm-up)."""
     for fn in fns.values():
         fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            tokens = fn()
-            samples[name].append(tokens / (time.perf_counter() - start))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    measures = {name: functools.partial(_tokens_per_s, fn) for name, fn in fns.items()}
+    return {name: statistics.median(v) for name, v in interleave(measures, runs).items()}
+
+
+def _tokens_per_s(fn: Callable[[], int]) -> float:
+    start = time.perf_counter()
+    tokens = fn()
+    return tokens / (time.perf_counter() - start)
 
 
 def _first_token_s(gen: muse.Generator, prompt: str) -> float:

@@ -17,12 +17,13 @@ Run::
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
+from benchmarks._harness import interleave, per_call_ms
 from muse_sdk.sandbox import run_command, run_python_tests
 
 CODE = "def add(a, b):\n    return a + b\n"
@@ -50,13 +51,8 @@ def medians(fns: dict[str, Callable[[], None]], runs: int) -> dict[str, float]:
     """Median milliseconds of each function over ``runs`` interleaved runs (after a warm-up)."""
     for fn in fns.values():
         fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    measures = {name: functools.partial(per_call_ms, fn, 1) for name, fn in fns.items()}
+    return {name: statistics.median(ms) for name, ms in interleave(measures, runs).items()}
 
 
 def main() -> None:

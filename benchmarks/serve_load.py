@@ -223,6 +223,15 @@ class Record:
     def ok(self) -> bool:
         return self.status == 200 and self.done and not self.error
 
+    def text_at(self, now: float, start: float, last: float) -> float:
+        """Count a text chunk that arrived at ``now``: the first sets TTFT, the next add gaps."""
+        if self.ttft_s is None:
+            self.ttft_s = now - start
+        else:
+            self.gaps_s.append(now - last)
+        self.text_chunks += 1
+        return now
+
 
 def _body(model: str, prompt: str, max_tokens: int, stream: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "prompt": prompt, "max_tokens": max_tokens}
@@ -260,12 +269,7 @@ async def stream_one(
                     record.error = str(event["error"])[:300]
                     break
                 if any(choice.get("text") for choice in event["choices"]):
-                    if record.ttft_s is None:
-                        record.ttft_s = now - start
-                    else:
-                        record.gaps_s.append(now - last)
-                    last = now
-                    record.text_chunks += 1
+                    last = record.text_at(now, start, last)
                     if abort:
                         record.done = True
                         break
@@ -338,12 +342,7 @@ async def stream_in_process(gen: Any, prompt: str, max_tokens: int) -> Record:
         async for chunk in stream:
             now = time.perf_counter()
             if chunk.text:
-                if record.ttft_s is None:
-                    record.ttft_s = now - start
-                else:
-                    record.gaps_s.append(now - last)
-                last = now
-                record.text_chunks += 1
+                last = record.text_at(now, start, last)
             if chunk.usage is not None:
                 record.completion_tokens = chunk.usage.completion_tokens
     record.done = True
