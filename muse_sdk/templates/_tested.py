@@ -112,8 +112,10 @@ def _run_callable(check: Callable[[str], object], code: str) -> TestReport:
 
 def judge(result: CodeResult, plan: TestPlan | None) -> CodeResult:
     """``result`` with its tests run, unless it is truncated or does not parse (no point)."""
-    if plan is None or result.truncated or result.syntax_error is not None:
-        return result.model_copy(update={"tests_passed": False} if plan else {})
+    if plan is None:
+        return result
+    if result.truncated or result.syntax_error is not None:
+        return result.model_copy(update={"tests_passed": False})
     report = plan.run(result.code)
     return result.model_copy(
         update={"tests_passed": report.passed, "test_report": report, "runs": result.runs + 1}
