@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         Stream,
         StreamChunk,
         Timeout,
+        ToolCall,
         Usage,
     )
     from muse_sdk.errors import (
@@ -56,9 +57,11 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         ProviderError,
         RateLimitError,
+        RefusalError,
         SandboxError,
         ServerError,
         StreamInterruptedError,
+        StructuredOutputError,
         TemplateError,
         TimeoutError,
         UnknownModelError,
@@ -70,6 +73,7 @@ if TYPE_CHECKING:
     from muse_sdk.loader import build, load
     from muse_sdk.registry import provider_names, register
     from muse_sdk.retry import RetryPolicy, RetrySettings
+    from muse_sdk.structured import OutputSpec, Tool, ToolRun, arun_tools, run_tools
     from muse_sdk.templates import (
         ChatTemplate,
         CodeGenerationTemplate,
@@ -103,9 +107,11 @@ _ERRORS = [
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
+    "RefusalError",
     "SandboxError",
     "ServerError",
     "StreamInterruptedError",
+    "StructuredOutputError",
     "TemplateError",
     "TimeoutError",
     "UnknownModelError",
@@ -128,8 +134,10 @@ _CORE = [
     "Stream",
     "StreamChunk",
     "Timeout",
+    "ToolCall",
     "Usage",
 ]
+_STRUCTURED = ["OutputSpec", "Tool", "ToolRun", "arun_tools", "run_tools"]
 _TEMPLATES = [
     "ChatTemplate",
     "CodeGenerationTemplate",
@@ -154,6 +162,7 @@ _LAZY: dict[str, str] = {
     "RetrySettings": "muse_sdk.retry",
     "FallbackGenerator": "muse_sdk.fallback",
     **dict.fromkeys(_TEMPLATES, "muse_sdk.templates"),
+    **dict.fromkeys(_STRUCTURED, "muse_sdk.structured"),
 }
 
 __all__ = [
@@ -188,12 +197,14 @@ __all__ = [
     "MissingVariableError",
     "MuseError",
     "NotFoundError",
+    "OutputSpec",
     "PermissionDeniedError",
     "Profile",
     "PromptTemplate",
     "ProviderError",
     "ProviderSettings",
     "RateLimitError",
+    "RefusalError",
     "Request",
     "RetryPolicy",
     "RetrySettings",
@@ -202,21 +213,27 @@ __all__ = [
     "Stream",
     "StreamChunk",
     "StreamInterruptedError",
+    "StructuredOutputError",
     "TemplateError",
     "Timeout",
     "TimeoutError",
+    "Tool",
+    "ToolCall",
+    "ToolRun",
     "UnknownModelError",
     "UnknownProviderError",
     "UnsafeTemplateError",
     "UnsupportedParameterError",
     "Usage",
     "__version__",
+    "arun_tools",
     "build",
     "extract_code",
     "load",
     "load_templates",
     "provider_names",
     "register",
+    "run_tools",
 ]
 
 

@@ -19,6 +19,8 @@ MuseError
 │       ├── MissingVariableError
 │       └── UnsafeTemplateError
 ├── BackendUnavailableError
+├── StructuredOutputError      (.text .errors .finish_reason: a reply that is not the asked shape)
+│   └── RefusalError           (.refusal: the model declined to answer)
 ├── BatchError
 └── ProviderError              (.provider .status_code .retryable .request_id)
     ├── AuthenticationError    (never retried)
@@ -61,9 +63,11 @@ __all__ = [
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
+    "RefusalError",
     "SandboxError",
     "ServerError",
     "StreamInterruptedError",
+    "StructuredOutputError",
     "TemplateError",
     "TimeoutError",
     "UnknownModelError",
@@ -251,6 +255,43 @@ class SandboxError(MuseError):
 
     Never raised for what the sandboxed code does: that is in the run's report.
     """
+
+
+class StructuredOutputError(MuseError):
+    """A reply that is not what the call asked for, or one cut before it was complete.
+
+    Raised when a reply does not validate against the call's ``schema``, ``regex``,
+    ``choices`` or tools, and when ``max_tokens`` cut it short.
+
+    ``.text`` is the raw reply (the partial one when cut), ``.errors`` the validation errors as
+    readable strings, ``.finish_reason`` why the model stopped.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        text: str,
+        errors: Sequence[str] = (),
+        finish_reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.text = text
+        self.errors = list(errors)
+        self.finish_reason = finish_reason
+
+
+class RefusalError(StructuredOutputError):
+    """The model refused to answer (OpenAI's ``message.refusal``); ``.refusal`` says why."""
+
+    def __init__(self, refusal: str, *, finish_reason: str | None = None) -> None:
+        super().__init__(
+            f"the model refused to answer: {refusal}",
+            text="",
+            errors=[refusal],
+            finish_reason=finish_reason,
+        )
+        self.refusal = refusal
 
 
 class BatchError(MuseError):

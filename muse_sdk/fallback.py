@@ -86,6 +86,8 @@ class FallbackGenerator(Generator):
     """Try ``generators`` in order; ``result.provider`` / ``result.model`` say which answered."""
 
     provider = "fallback"
+    #: Each member gets the call's structure and honours it its own way.
+    structured = True
 
     def __init__(self, generators: Sequence[Generator]) -> None:
         if len(generators) < 2:
@@ -118,7 +120,8 @@ class FallbackGenerator(Generator):
         own = options.own if isinstance(options, _ChainOptions) else {}
         if position == 0 and isinstance(options, _ChainOptions):
             params, primary_options = options.primary
-            return Request(request.prompt, params, primary_options, request.deadline_at)
+            prompt = self.generators[0]._prompt_for(request.prompt, request.structure)
+            return Request(prompt, params, primary_options, request.deadline_at, request.structure)
         return self.generators[position].rebase(request, own)
 
     def _members(

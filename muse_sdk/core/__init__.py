@@ -11,6 +11,8 @@ from muse_sdk.core.types import (
     Message,
     StreamChunk,
     Timeout,
+    ToolCall,
+    ToolCallDelta,
     Usage,
 )
 
@@ -29,5 +31,7 @@ __all__ = [
     "Stream",
     "StreamChunk",
     "Timeout",
+    "ToolCall",
+    "ToolCallDelta",
     "Usage",
 ]

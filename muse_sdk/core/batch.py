@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any, overload
 
 from muse_sdk.core.settings import CallOptions
 from muse_sdk.core.types import GenerationParams, GenerationResult, PromptInput, normalize_prompt
-from muse_sdk.errors import BatchError, InvalidParameterError, MuseError
+from muse_sdk.errors import (
+    BatchError,
+    InvalidParameterError,
+    MuseError,
+    RefusalError,
+    StructuredOutputError,
+)
+from muse_sdk.structured import Structure, finish, per_row
 
 if TYPE_CHECKING:
     from muse_sdk.core.generator import Generator, Request
@@ -94,12 +101,12 @@ class BatchResult(Sequence[BatchItem]):
         return f"BatchResult({self.summary()})"
 
 
+#: A batch's validated parameters, its provider options, and its ``schema``/``tools``/...
+Params = tuple[GenerationParams, CallOptions, dict[str, Any]]
+
+
 def _plan(
-    gen: Generator,
-    prompts: Sequence[PromptInput],
-    params: GenerationParams,
-    options: CallOptions,
-    max_concurrency: int,
+    gen: Generator, prompts: Sequence[PromptInput], params: Params, max_concurrency: int
 ) -> tuple[list[BatchItem | None], list[_Unit]]:
     """Validate every prompt (bad ones fail alone) and group the rest into units of work."""
     if (
@@ -112,11 +119,15 @@ def _plan(
         )
     if isinstance(prompts, str | bytes):
         raise InvalidParameterError("prompts", "batch() takes a list of prompts, not one string")
+    common, options, shaping = params
+    rows = per_row(shaping, len(prompts)) if shaping else [{}] * len(prompts)
     items: list[BatchItem | None] = [None] * len(prompts)
     requests: _Unit = []
-    for index, prompt in enumerate(prompts):
+    for index, (prompt, row) in enumerate(zip(prompts, rows, strict=True)):
         try:
-            requests.append((index, gen._request_for(normalize_prompt(prompt), params, options)))
+            structure = Structure.build(row) if row else None
+            request = gen._request_for(normalize_prompt(prompt), common, options, structure)
+            requests.append((index, request))
         except MuseError as exc:
             items[index] = exc
     size = gen.batch_size if gen.native_batch else 1
@@ -134,9 +145,10 @@ def _run_unit(gen: Generator, unit: _Unit) -> _Outcomes:
             pass
         else:
             latency = time.perf_counter() - start
+            update = {"latency_s": latency, "attempts": attempts}
             return [
-                (i, result.model_copy(update={"latency_s": latency, "attempts": attempts}))
-                for (i, _), result in zip(unit, results, strict=True)
+                _settled(gen, request, i, result.model_copy(update=update))
+                for (i, request), result in zip(unit, results, strict=True)
             ]
     outcomes: _Outcomes = []
     for index, request in unit:
@@ -145,6 +157,21 @@ def _run_unit(gen: Generator, unit: _Unit) -> _Outcomes:
         except Exception as exc:
             outcomes.append((index, exc))
     return outcomes
+
+
+def _settled(gen: Generator, request: Request, index: int, result: GenerationResult) -> Any:
+    """A native batch row checked against its structure (and repaired alone if it fails)."""
+    if request.structure is None:
+        return index, result
+    try:
+        return index, finish(result, request.structure)
+    except StructuredOutputError as exc:
+        if not request.structure.repair_attempts or isinstance(exc, RefusalError):
+            return index, exc
+    try:
+        return index, gen.run(request)
+    except Exception as exc:
+        return index, exc
 
 
 async def _arun_unit(gen: Generator, unit: _Unit) -> _Outcomes:
@@ -187,14 +214,13 @@ def _done(items: list[BatchItem | None]) -> BatchResult:
 def run_batch(
     gen: Generator,
     prompts: Sequence[PromptInput],
-    params: GenerationParams,
-    options: CallOptions,
+    params: Params,
     max_concurrency: int,
     progress: bool,
     on_result: OnResult | None = None,
 ) -> BatchResult:
     """Run a batch on a thread pool of at most ``max_concurrency`` workers."""
-    items, units = _plan(gen, prompts, params, options, max_concurrency)
+    items, units = _plan(gen, prompts, params, max_concurrency)
     with _progress(len(items), progress) as bar:
         _finish(items, [(i, e) for i, e in enumerate(items) if e is not None], bar, on_result)
         if units:
@@ -213,14 +239,13 @@ def run_batch(
 async def run_batch_async(
     gen: Generator,
     prompts: Sequence[PromptInput],
-    params: GenerationParams,
-    options: CallOptions,
+    params: Params,
     max_concurrency: int,
     progress: bool,
     on_result: OnResult | None = None,
 ) -> BatchResult:
     """Run a batch on the event loop with at most ``max_concurrency`` units in flight."""
-    items, units = _plan(gen, prompts, params, options, max_concurrency)
+    items, units = _plan(gen, prompts, params, max_concurrency)
     semaphore = asyncio.Semaphore(max_concurrency)
 
     async def bounded(unit: _Unit) -> _Outcomes:

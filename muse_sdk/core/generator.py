@@ -8,6 +8,11 @@ safety and batching. A provider implements a small protected surface:
 - ``_agenerate`` / ``_astream`` where it has a native async path (defaults run the sync ones in a
   worker thread)
 - ``_generate_batch(requests)`` where it can run many prompts in one pass (``native_batch = True``)
+
+A call's ``schema``/``regex``/``choices``/``tools`` become ``request.structure``. A provider that
+sets ``structured = True`` honours it itself (constrained decoding, a native API); for any other
+the prompt gets an instruction instead. Either way the base class validates every reply
+(:func:`muse_sdk.structured.finish`) and re-asks up to ``repair_attempts`` times.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import asyncio
 import dataclasses
 import functools
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -34,8 +39,14 @@ from muse_sdk.core.types import (
     normalize_prompt,
     params_error,
 )
-from muse_sdk.errors import UnsupportedParameterError, did_you_mean
+from muse_sdk.errors import (
+    RefusalError,
+    StructuredOutputError,
+    UnsupportedParameterError,
+    did_you_mean,
+)
 from muse_sdk.retry import RetryPolicy
+from muse_sdk.structured import PARAMS, Structure, finish, repair_prompt, with_instruction
 
 __all__ = ["Generator", "Request"]
 
@@ -50,6 +61,8 @@ class Request:
     #: When the call's ``timeout.total`` runs out, on the ``time.monotonic()`` clock; stamped
     #: when the call starts, so retries, fallbacks and a stream's whole life share one budget.
     deadline_at: float | None = None
+    #: What the reply must be beside text: a schema, regex or choices, and tools.
+    structure: Structure | None = None
 
     @property
     def deadline_s(self) -> float | None:
@@ -80,6 +93,8 @@ class Generator:
     unsupported_params: ClassVar[frozenset[str]] = frozenset()
     #: Whether ``_generate_batch`` runs several prompts in one pass.
     native_batch: ClassVar[bool] = False
+    #: Whether the provider honours ``request.structure`` itself (else: a prompt instruction).
+    structured: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -140,7 +155,9 @@ class Generator:
 
     def make_request(self, prompt: PromptInput, params: dict[str, Any]) -> Request:
         """Validate a prompt and keyword parameters into a :class:`Request`."""
-        return self._request_for(normalize_prompt(prompt), *self._split_params(params))
+        shaping, params = _shaping(params)
+        structure = Structure.build(shaping) if shaping else None
+        return self._request_for(normalize_prompt(prompt), *self._split_params(params), structure)
 
     def _split_params(self, params: dict[str, Any]) -> tuple[GenerationParams, CallOptions]:
         common = {k: v for k, v in params.items() if k in GenerationParams.model_fields}
@@ -166,11 +183,21 @@ class Generator:
             raise params_error(exc) from exc
 
     def _request_for(
-        self, prompt: Prompt, params: GenerationParams, options: CallOptions
+        self,
+        prompt: Prompt,
+        params: GenerationParams,
+        options: CallOptions,
+        structure: Structure | None = None,
     ) -> Request:
-        request = Request(prompt, params, options)
+        request = Request(self._prompt_for(prompt, structure), params, options, None, structure)
         self._check_request(request)
         return request
+
+    def _prompt_for(self, prompt: Prompt, structure: Structure | None) -> Prompt:
+        """The prompt this provider gets: with an instruction when it cannot be constrained."""
+        if structure is None or self.structured:
+            return prompt
+        return with_instruction(prompt, structure)
 
     def rebase(self, request: Request, options: Mapping[str, Any] | None = None) -> Request:
         """Another generator's ``request`` for this one: its parameters over these defaults.
@@ -180,7 +207,8 @@ class Generator:
         """
         given = request.params.model_dump(exclude_unset=True)
         params = GenerationParams.build(self.defaults, **given) if given else self.defaults
-        rebased = self._request_for(request.prompt, params, self._options(dict(options or {})))
+        own = self._options(dict(options or {}))
+        rebased = self._request_for(request.prompt, params, own, request.structure)
         return dataclasses.replace(rebased, deadline_at=request.deadline_at)
 
     # --- public API ------------------------------------------------------------------------
@@ -190,9 +218,24 @@ class Generator:
         return self.run(self.make_request(prompt, params))
 
     def run(self, request: Request) -> GenerationResult:
-        """Run an already validated request with retries and timing."""
-        start = time.perf_counter()
+        """Run an already validated request with retries and timing (and repairs, if asked)."""
         request = request.started()
+        result = self._run_once(request)
+        structure = request.structure
+        if structure is None:
+            return result
+        for repairs_left in range(structure.repair_attempts, -1, -1):
+            try:
+                return finish(result, structure)
+            except StructuredOutputError as exc:
+                if not _repairable(exc, repairs_left):
+                    raise
+                request = dataclasses.replace(request, prompt=repair_prompt(request.prompt, exc))
+                result = _after(result, self._run_once(request))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _run_once(self, request: Request) -> GenerationResult:
+        start = time.perf_counter()
         result, attempts = self.retry.call(
             lambda: self._generate(request), deadline_s=request.deadline_s
         )
@@ -204,8 +247,23 @@ class Generator:
 
     async def arun(self, request: Request) -> GenerationResult:
         """Async twin of :meth:`run`."""
-        start = time.perf_counter()
         request = request.started()
+        result = await self._arun_once(request)
+        structure = request.structure
+        if structure is None:
+            return result
+        for repairs_left in range(structure.repair_attempts, -1, -1):
+            try:
+                return finish(result, structure)
+            except StructuredOutputError as exc:
+                if not _repairable(exc, repairs_left):
+                    raise
+                request = dataclasses.replace(request, prompt=repair_prompt(request.prompt, exc))
+                result = _after(result, await self._arun_once(request))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _arun_once(self, request: Request) -> GenerationResult:
+        start = time.perf_counter()
         result, attempts = await self.retry.acall(
             lambda: self._agenerate(request), deadline_s=request.deadline_s
         )
@@ -231,6 +289,7 @@ class Generator:
             provider=self.provider,
             model=self.model,
             n=request.params.n,
+            finish=_finisher(request),
         )
 
     def astream(self, prompt: PromptInput, /, **params: Any) -> AsyncStream:
@@ -247,6 +306,7 @@ class Generator:
             provider=self.provider,
             model=self.model,
             n=request.params.n,
+            finish=_finisher(request),
         )
 
     def batch(
@@ -266,8 +326,11 @@ class Generator:
         ``on_result(index, item)`` is called in the caller's thread as each item finishes, so
         results can be saved as they arrive.
         """
+        shaping, params = _shaping(params)
         common, own = self._split_params(params)
-        return run_batch(self, prompts, common, own, max_concurrency, progress, on_result)
+        return run_batch(
+            self, prompts, (common, own, shaping), max_concurrency, progress, on_result
+        )
 
     async def abatch(
         self,
@@ -280,9 +343,10 @@ class Generator:
         **params: Any,
     ) -> BatchResult:
         """Async twin of :meth:`batch`; ``on_result`` runs on the event loop."""
+        shaping, params = _shaping(params)
         common, own = self._split_params(params)
         return await run_batch_async(
-            self, prompts, common, own, max_concurrency, progress, on_result
+            self, prompts, (common, own, shaping), max_concurrency, progress, on_result
         )
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -310,6 +374,28 @@ class Generator:
 @functools.cache
 def _default_options(options: type[CallOptions]) -> CallOptions:
     return options()
+
+
+def _shaping(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A call's parameters split: those that shape the reply, and the rest."""
+    if not PARAMS & params.keys():
+        return {}, params
+    shaping = {name: value for name, value in params.items() if name in PARAMS}
+    return shaping, {name: value for name, value in params.items() if name not in PARAMS}
+
+
+def _finisher(request: Request) -> Callable[[GenerationResult], GenerationResult] | None:
+    structure = request.structure
+    return None if structure is None else functools.partial(finish, structure=structure)
+
+
+def _repairable(exc: StructuredOutputError, repairs_left: int) -> bool:
+    return repairs_left > 0 and not isinstance(exc, RefusalError)
+
+
+def _after(previous: GenerationResult, repaired: GenerationResult) -> GenerationResult:
+    """A repair round's result, counting the attempts of the rounds before it."""
+    return repaired.model_copy(update={"attempts": previous.attempts + repaired.attempts})
 
 
 def _finish(result: GenerationResult, start: float, attempts: int) -> GenerationResult:

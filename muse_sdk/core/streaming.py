@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Self
 
+from muse_sdk.core._tool_deltas import ToolCallParts
 from muse_sdk.core.types import Choice, GenerationResult, StreamChunk, Usage
 from muse_sdk.errors import MuseError, ProviderError, StreamInterruptedError
 from muse_sdk.retry import RetryPolicy
@@ -31,6 +32,8 @@ __all__ = ["AsyncStream", "Stream", "note_reply"]
 #: Text parts kept separate per choice before they are joined: one small str per chunk would
 #: cost ~60 bytes each, several times the text itself on a long reply.
 _JOIN_EVERY = 256
+#: Checks the whole reply once the stream has ended (a call's schema or tools).
+_Finish = Callable[[GenerationResult], GenerationResult]
 
 
 class _Info:
@@ -91,6 +94,7 @@ class _Received:
         self.texts: dict[int, _Text] = {}
         self.finish: dict[int, str] = {}
         self.usage: Usage | None = None
+        self.calls: dict[int, ToolCallParts] = {}
 
     def add(self, chunk: StreamChunk) -> None:
         if chunk.text:
@@ -102,6 +106,8 @@ class _Received:
             self.finish[chunk.index] = chunk.finish_reason
         if chunk.usage is not None:
             self.usage = chunk.usage
+        if chunk.tool_calls:
+            self.calls.setdefault(chunk.index, ToolCallParts()).add(chunk.tool_calls)
 
     def text(self, index: int = 0) -> str:
         text = self.texts.get(index)
@@ -110,7 +116,12 @@ class _Received:
     def choices(self, n: int) -> tuple[Choice, ...]:
         count = max(n, *(i + 1 for i in (*self.texts, *self.finish)), 0)
         return tuple(
-            Choice(index=i, text=self.text(i), finish_reason=self.finish.get(i))
+            Choice(
+                index=i,
+                text=self.text(i),
+                finish_reason=self.finish.get(i),
+                tool_calls=self.calls[i].calls() if i in self.calls else (),
+            )
             for i in range(count)
         )
 
@@ -129,8 +140,11 @@ class _Received:
 class _Run:
     """The state :class:`Stream` and :class:`AsyncStream` share: what arrived, how it ended."""
 
-    def __init__(self, provider: str, model: str, n: int, deadline_s: float | None) -> None:
+    def __init__(
+        self, provider: str, model: str, n: int, deadline_s: float | None, finish: _Finish | None
+    ) -> None:
         self.info = _Info(provider, model)
+        self.finish = finish
         self.received = _Received()
         self.n = n
         self.start = time.perf_counter()
@@ -157,7 +171,7 @@ class _Run:
     def ended(self, outer: _Info | None) -> None:
         if self.result is not None or self.error is not None or self.stopped:
             return
-        self.result = GenerationResult(
+        result = GenerationResult(
             choices=self.received.choices(self.n),
             usage=self.received.usage or Usage(),
             provider=self.info.provider,
@@ -166,8 +180,15 @@ class _Run:
             latency_s=time.perf_counter() - self.start,
             attempts=self._total(self.attempts),
         )
+        if self.finish is not None:
+            try:
+                result = self.finish(result)
+            except MuseError as exc:  # a reply that does not validate: the stream's error
+                self.error = exc
+                raise
+        self.result = result
         if outer is not None:
-            outer.adopt(self.info, self.result.attempts)
+            outer.adopt(self.info, result.attempts)
 
     def failed(self, exc: BaseException, outer: _Info | None) -> None:
         if not isinstance(exc, Exception):  # cancelled or interrupted: stopped, not failed
@@ -217,8 +238,9 @@ class Stream(Iterator[StreamChunk]):
         provider: str = "",
         model: str = "",
         n: int = 1,
+        finish: _Finish | None = None,
     ) -> None:
-        self._run = _Run(provider, model, n, deadline_s)
+        self._run = _Run(provider, model, n, deadline_s, finish)
         self._chunks = self._produce(open_stream, policy)
 
     def __repr__(self) -> str:
@@ -305,8 +327,9 @@ class AsyncStream(AsyncIterator[StreamChunk]):
         provider: str = "",
         model: str = "",
         n: int = 1,
+        finish: _Finish | None = None,
     ) -> None:
-        self._run = _Run(provider, model, n, deadline_s)
+        self._run = _Run(provider, model, n, deadline_s, finish)
         self._chunks = self._produce(open_stream, policy)
 
     def __repr__(self) -> str:

@@ -6,11 +6,19 @@ declares its own ``Options`` model (see :class:`muse_sdk.core.generator.Generato
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from muse_sdk.errors import InvalidParameterError, InvalidPromptError
 
@@ -23,6 +31,8 @@ __all__ = [
     "PromptInput",
     "StreamChunk",
     "Timeout",
+    "ToolCall",
+    "ToolCallDelta",
     "Usage",
     "normalize_prompt",
     "params_error",
@@ -68,11 +78,74 @@ class Timeout(_Frozen):
         raise ValueError("timeout must be a number of seconds or a table of phases")
 
 
+class ToolCall(_Frozen):
+    """A tool the model asked to call: ``arguments`` are validated against the tool's schema.
+
+    Also accepts OpenAI's wire shape, ``{"id", "type": "function", "function": {"name",
+    "arguments": "<JSON text>"}}``, so assistant messages can be passed back as received.
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_wire(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and isinstance(value.get("function"), Mapping):
+            function = value["function"]
+            arguments = function.get("arguments") or {}
+            if isinstance(arguments, str):
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            return {"id": value.get("id", ""), "name": function.get("name"), "arguments": arguments}
+        return value
+
+    def wire(self) -> dict[str, Any]:
+        """OpenAI's shape of this call (arguments as JSON text)."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": json.dumps(self.arguments)},
+        }
+
+
+class ToolCallDelta(_Frozen):
+    """A streamed piece of tool call ``index``: its id and name once, then argument text."""
+
+    index: int = 0
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
 class Message(_Frozen):
-    """One chat message."""
+    """One chat message; an assistant's may carry ``tool_calls``, a tool's its ``tool_call_id``."""
 
     role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _content(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and value.get("content") is None:
+            if not value.get("tool_calls"):
+                raise ValueError("a message needs a str 'content'")
+            value = {**value, "content": ""}  # an assistant turn that only calls tools
+        return value
+
+    def wire(self) -> dict[str, Any]:
+        """OpenAI's shape of this message."""
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [call.wire() for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            message["name"] = self.name
+        return message
 
 
 Prompt: TypeAlias = str | tuple[Message, ...]
@@ -223,11 +296,17 @@ class Usage(_Frozen):
 
 
 class Choice(_Frozen):
-    """One generated continuation."""
+    """One generated continuation.
+
+    ``parsed`` is the validated value when the call asked for a ``schema``, ``regex`` or
+    ``choices``; ``tool_calls`` the tools the model asked to call.
+    """
 
     index: int = 0
     text: str
     finish_reason: FinishReason | None = None
+    parsed: Any = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class GenerationResult(_Frozen):
@@ -259,6 +338,16 @@ class GenerationResult(_Frozen):
         """The first choice's finish reason."""
         return self.choices[0].finish_reason if self.choices else None
 
+    @property
+    def parsed(self) -> Any:
+        """The first choice's validated value (with ``schema``, ``regex`` or ``choices``)."""
+        return self.choices[0].parsed if self.choices else None
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The first choice's tool calls (empty when the model answered in text)."""
+        return self.choices[0].tool_calls if self.choices else ()
+
     def __str__(self) -> str:
         return self.text
 
@@ -270,3 +359,4 @@ class StreamChunk(_Frozen):
     index: int = 0
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
