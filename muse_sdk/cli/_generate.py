@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -62,14 +63,31 @@ def generate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the whole result as one JSON object.")
     ] = False,
+    schema: Annotated[
+        Path | None,
+        typer.Option("--schema", help="A JSON Schema file the reply must match; prints the JSON."),
+    ] = None,
+    regex: Annotated[
+        str | None, typer.Option("--regex", help="A regular expression the reply must match.")
+    ] = None,
+    choice: Annotated[
+        list[str] | None, typer.Option("--choice", help="An allowed reply (repeatable).")
+    ] = None,
+    repair_attempts: Annotated[
+        int, typer.Option("--repair-attempts", min=0, max=10, help="Re-asks for invalid replies.")
+    ] = 0,
     verbose: Verbose = False,
 ) -> None:
     """Generate text for PROMPT and print it (streamed by default)."""
     # Check what the command line can check before loading a model, which may take seconds.
     params = GenerationOptions(max_tokens, temperature, top_k, top_p, n, seed, stop).checked()
+    shaped = _shaping(schema, regex, choice, repair_attempts)
     text = check_prompt(read_prompt(prompt))
     gen = load_generator(ctx, model, profile, truncate)
     with gen:
+        if shaped:  # validated at the end: print the value, not the tokens as they come
+            _print_values(gen.generate(text, **params, **shaped), as_json)
+            return
         # Several choices cannot share one terminal line by line: print them when complete.
         if stream and not as_json and params.get("n", 1) == 1:
             _stream(gen, text, params, verbose)
@@ -78,6 +96,39 @@ def generate(
     _print_result(result, as_json)
     if verbose:
         _report(gen, result.usage, result.latency_s, result.finish_reason, None)
+
+
+def _shaping(
+    schema: Path | None, regex: str | None, choices: list[str] | None, repairs: int
+) -> dict[str, object]:
+    """The ``schema``/``regex``/``choices`` parameters from the command line."""
+    shaped: dict[str, object] = {}
+    if schema is not None:
+        try:
+            shaped["schema"] = json.loads(schema.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read the schema file {schema}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise UsageError(f"the schema file {schema} is not JSON: {exc}") from exc
+    if regex is not None:
+        shaped["regex"] = regex
+    if choices:
+        shaped["choices"] = choices
+    if repairs:
+        shaped["repair_attempts"] = repairs
+    return shaped
+
+
+def _print_values(result: GenerationResult, as_json: bool) -> None:
+    """Each choice's validated value: JSON for a schema, the text for a regex or choices."""
+    if as_json:
+        _print_result(result, as_json)
+        return
+    for choice in result.choices:
+        value = choice.parsed
+        line = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _stream(gen: Generator, prompt: str, params: dict[str, object], verbose: bool) -> None:

@@ -105,6 +105,8 @@ class FakeGenerator(Generator):
 
     provider = "fake"
     Settings = FakeSettings
+    #: Scripted replies are what they are: no instruction is added, the core validates them.
+    structured = True
     settings: FakeSettings
 
     def __init__(self, model: str, settings: FakeSettings | None = None, **kwargs: object) -> None:

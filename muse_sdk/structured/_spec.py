@@ -177,6 +177,9 @@ def json_errors(exc: ValidationError) -> list[str]:
     """Pydantic's errors as short readable lines: ``"age: Input should be a valid integer"``."""
     lines = []
     for err in exc.errors(include_url=False):
+        if err["type"] == "json_invalid":
+            lines.append(f"not valid JSON: {err['ctx'].get('error', err['msg'])}")
+            continue
         loc = ".".join(str(part) for part in err["loc"]) or "(root)"
         lines.append(f"{loc}: {err['msg']}")
     return lines

@@ -40,7 +40,7 @@ class Structure:
         repairs = params.get("repair_attempts") or 0
         if isinstance(repairs, bool) or not isinstance(repairs, int) or not 0 <= repairs <= 10:
             raise InvalidParameterError(
-                "repair_attempts", f"must be an integer 0..10, got {repairs!r}"
+                "repair_attempts", f"must be an integer from 0 to 10, got {repairs!r}"
             )
         if output is None and not tools:
             if repairs:

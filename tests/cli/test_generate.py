@@ -211,3 +211,53 @@ def test_token_counts_are_pluralised(invoke: Invoke, muse_toml: Path) -> None:
     assert result.exit_code == 2
     line = _one_error_line(result.stderr)
     assert "prompt (1 token) + max_tokens (1)" in line and "context length of 1 token:" in line
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
+
+
+def test_schema_prints_the_validated_json(invoke: Invoke, tmp_path: Path) -> None:
+    schema = tmp_path / "person.json"
+    schema.write_text(json.dumps(SCHEMA))
+    reply = '{"name": "李雷", "age": 12}'
+    result = invoke("generate", reply, "-m", "fake:echo", "--schema", str(schema))
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"name": "李雷", "age": 12}
+    whole = invoke("generate", reply, "-m", "fake:echo", "--schema", str(schema), "--json")
+    assert json.loads(whole.stdout)["choices"][0]["parsed"] == {"name": "李雷", "age": 12}
+
+
+def test_a_reply_that_does_not_validate_exits_1_with_the_errors(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    schema = tmp_path / "person.json"
+    schema.write_text(json.dumps(SCHEMA))
+    result = invoke("generate", '{"name": "Ann"}', "-m", "fake:echo", "--schema", str(schema))
+    assert result.exit_code == 1
+    assert "'age' is a required property" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_regex_and_choice_options(invoke: Invoke) -> None:
+    dated = invoke("generate", "2026-12-05", "-m", "fake:echo", "--regex", r"\d{4}-\d{2}-\d{2}")
+    assert dated.exit_code == 0 and dated.stdout == "2026-12-05\n"
+    chosen = invoke("generate", "no", "-m", "fake:echo", "--choice", "yes", "--choice", "no")
+    assert chosen.exit_code == 0 and chosen.stdout == "no\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"), [(None, "cannot read the schema file"), ("{not json", "is not JSON")]
+)
+def test_a_bad_schema_file_is_a_usage_error(
+    invoke: Invoke, tmp_path: Path, content: str | None, message: str
+) -> None:
+    schema = tmp_path / "schema.json"
+    if content is not None:
+        schema.write_text(content)
+    result = invoke("generate", "x", "-m", "fake:echo", "--schema", str(schema))
+    assert result.exit_code == 2
+    assert message in result.stderr
