@@ -27,6 +27,8 @@ RUNNABLE_PAGES = (
     "migrating-from-openai.md",
     "providers/writing-a-provider.md",
     "codegen.md",
+    "structured.md",
+    "tools.md",
 )
 RUNNABLE = re.compile(r"^```python\n(.*?)^```$", flags=re.S | re.M)
 
