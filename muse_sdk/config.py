@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError
 
+from muse_sdk.core.features import FEATURE_KEYS, FeatureSettings
 from muse_sdk.core.settings import ProviderSettings
 from muse_sdk.core.types import GenerationParams
 from muse_sdk.errors import InvalidConfigError, did_you_mean
@@ -30,6 +31,7 @@ from muse_sdk.retry import RetrySettings
 __all__ = ["DEFAULT_MODEL", "Config", "Profile", "Profiles", "config_path", "parse_model"]
 
 DEFAULT_MODEL = "local:muse-tiny"
+_TOP_KEYS = ("default", "log", "prices", "profiles")
 ENV_CONFIG, ENV_MODEL, ENV_PROFILE = "MUSE_CONFIG", "MUSE_MODEL", "MUSE_PROFILE"
 CORE_KEYS = ("provider", "model", "retry", "fallbacks")
 KWARGS_SOURCE = "muse.load() arguments"
@@ -59,6 +61,8 @@ class Profile(BaseModel):
     retry: RetrySettings = RetrySettings()
     fallbacks: tuple[str, ...] = ()
     settings: SerializeAsAny[ProviderSettings] = ProviderSettings()
+    #: Hooks, tracing, cache, rate limits and the call log.
+    features: FeatureSettings = FeatureSettings()
 
     @classmethod
     def from_table(
@@ -74,8 +78,18 @@ class Profile(BaseModel):
                 raise fail(f"'{key}' is required and must be a non-empty string", key)
         provider_cls = get_provider(table["provider"])
         params = {k: v for k, v in table.items() if k in GenerationParams.model_fields}
-        own = {k: v for k, v in table.items() if k not in params and k not in CORE_KEYS}
-        known = [*CORE_KEYS, *GenerationParams.model_fields, *provider_cls.Settings.model_fields]
+        features = {k: v for k, v in table.items() if k in FEATURE_KEYS}
+        own = {
+            k: v
+            for k, v in table.items()
+            if k not in params and k not in CORE_KEYS and k not in features
+        }
+        known = [
+            *CORE_KEYS,
+            *GenerationParams.model_fields,
+            *FEATURE_KEYS,
+            *provider_cls.Settings.model_fields,
+        ]
         for key in own:
             if key not in provider_cls.Settings.model_fields:
                 raise fail(
@@ -92,6 +106,7 @@ class Profile(BaseModel):
                 retry=_validated(RetrySettings, table.get("retry") or {}, "retry.", fail),
                 fallbacks=_fallbacks(table.get("fallbacks", ()), fail),
                 settings=_validated(provider_cls.Settings, own, "", fail),
+                features=_validated(FeatureSettings, features, "", fail),
             )
         except ValidationError as exc:  # pragma: no cover - every part was validated above
             raise fail(str(exc), None) from exc
@@ -199,9 +214,15 @@ class Config:
         *,
         default: str | None = None,
         source: str | None = None,
+        log: bool | None = None,
+        prices: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         self.source = source
         self.default = default
+        #: ``log = true``: record every call of every profile (``MUSE_LOG`` overrides).
+        self.log = log
+        #: ``[prices."provider:model"]``: prices that extend or override the shipped table.
+        self.prices = dict(prices or {})
         self.tables = {name: dict(table) for name, table in (profiles or {}).items()}
         self.profiles = Profiles(self.tables, source)
 
@@ -212,12 +233,12 @@ class Config:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str | None = None) -> Config:
         """Build from a parsed TOML document or an equivalent dict."""
-        unknown = set(data) - {"default", "profiles"}
+        unknown = set(data) - set(_TOP_KEYS)
         if unknown:
             key = sorted(unknown)[0]
             raise InvalidConfigError(
-                f"unknown top-level key {key!r}{did_you_mean(key, ['default', 'profiles'])}; "
-                "a config has 'default' and [profiles.NAME] tables",
+                f"unknown top-level key {key!r}{did_you_mean(key, _TOP_KEYS)}; a config has "
+                "'default', 'log', [prices] and [profiles.NAME] tables",
                 source=source,
                 field=key,
             )
@@ -230,7 +251,16 @@ class Config:
             )
         if default is not None and not isinstance(default, str):
             raise InvalidConfigError("'default' must be a string", source=source, field="default")
-        return cls(profiles, default=default, source=source)
+        log, prices = data.get("log"), data.get("prices", {})
+        if log is not None and not isinstance(log, bool):
+            raise InvalidConfigError("'log' must be true or false", source=source, field="log")
+        if not isinstance(prices, Mapping):
+            raise InvalidConfigError(
+                "'prices' must hold tables ([prices.\"provider:model\"])",
+                source=source,
+                field="prices",
+            )
+        return cls(profiles, default=default, source=source, log=log, prices=prices)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Config:

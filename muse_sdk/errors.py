@@ -279,6 +279,8 @@ class StructuredOutputError(MuseError):
         self.text = text
         self.errors = list(errors)
         self.finish_reason = finish_reason
+        #: The call's :class:`~muse_sdk.core.types.Bill` s: every reply that did not validate.
+        self.bills: tuple[Any, ...] = ()
 
 
 class RefusalError(StructuredOutputError):
@@ -317,6 +319,9 @@ class ProviderError(MuseError):
     default_status: int | None = None
     #: How many attempts the retry policy made before giving up with this error.
     attempts: int = 1
+    #: Token usage of a reply that was billed although it failed (a malformed body that still
+    #: reported usage); ``None`` when nothing was billed, which is the usual case.
+    usage: Any = None
 
     def __init__(
         self,

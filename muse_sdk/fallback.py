@@ -23,7 +23,7 @@ from pydantic import Field
 
 from muse_sdk.core.generator import Generator, Request
 from muse_sdk.core.settings import CallOptions
-from muse_sdk.core.types import GenerationParams, GenerationResult, StreamChunk
+from muse_sdk.core.types import Bill, GenerationParams, GenerationResult, StreamChunk
 from muse_sdk.errors import FallbackError, InvalidConfigError, ProviderError, TimeoutError
 from muse_sdk.retry import RetryPolicy
 
@@ -47,6 +47,8 @@ class _Failures:
 
     def __init__(self) -> None:
         self.items: list[tuple[str, ProviderError]] = []
+        #: The members' replies that were billed although they failed.
+        self.bills: list[Bill] = []
 
     @property
     def attempts(self) -> int:
@@ -57,6 +59,8 @@ class _Failures:
         if not exc.retryable and not self.items:
             raise exc  # a bug to see on the primary: never hidden behind a fallback
         self.items.append((gen.name, exc))
+        if exc.usage is not None:
+            self.bills.append(Bill(provider=gen.provider, model=gen.model, usage=exc.usage))
         if exc.retryable and not last:
             logger.info("%s gave up (%s: %s); falling back", gen.name, type(exc).__name__, exc)
         return exc.retryable
@@ -88,6 +92,8 @@ class FallbackGenerator(Generator):
     provider = "fallback"
     #: Each member gets the call's structure and honours it its own way.
     structured = True
+    #: Each member's calls are observed (hooks, spans, cache, log) as its own.
+    observed = False
 
     def __init__(self, generators: Sequence[Generator]) -> None:
         if len(generators) < 2:
@@ -146,7 +152,7 @@ class FallbackGenerator(Generator):
                 if not failures.add(gen, exc, last):
                     break
             else:
-                return _counted(result, failures.attempts)
+                return _counted(result, failures)
         raise failures.error()
 
     async def _agenerate(self, request: Request) -> GenerationResult:
@@ -158,7 +164,7 @@ class FallbackGenerator(Generator):
                 if not failures.add(gen, exc, last):
                     break
             else:
-                return _counted(result, failures.attempts)
+                return _counted(result, failures)
         raise failures.error()
 
     def _stream(self, request: Request) -> Iterator[StreamChunk]:
@@ -216,8 +222,12 @@ def _stamped(request: Request) -> Request:
     return dataclasses.replace(request, deadline_at=time.monotonic() + timeout.total)
 
 
-def _counted(result: GenerationResult, failed_attempts: int) -> GenerationResult:
-    """Add the attempts that earlier members of the chain spent to the result's count."""
-    if not failed_attempts:
+def _counted(result: GenerationResult, failures: _Failures) -> GenerationResult:
+    """Add the attempts (and bills) that earlier members of the chain spent to the result's."""
+    if not failures.items:
         return result
-    return result.model_copy(update={"attempts": result.attempts + failed_attempts})
+    update = {
+        "attempts": result.attempts + failures.attempts,
+        "bills": (*result.bills, *failures.bills),
+    }
+    return result.model_copy(update=update)

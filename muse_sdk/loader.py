@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from muse_sdk.config import KWARGS_SOURCE, Config, Profile
+from muse_sdk.core.features import Features, FeatureSettings
 from muse_sdk.core.generator import Generator
 from muse_sdk.errors import InvalidConfigError
 from muse_sdk.registry import get_provider
@@ -14,6 +15,7 @@ from muse_sdk.retry import RetryPolicy, RetrySettings
 
 __all__ = ["build", "load"]
 
+_NO_FEATURES = FeatureSettings()
 ConfigInput = Config | Mapping[str, Any] | str | os.PathLike[str] | None
 
 
@@ -51,6 +53,12 @@ def _load_one(
 ) -> tuple[Generator, tuple[str, ...]]:
     """Build one generator (no fallbacks); also return the fallbacks its profile names."""
     name, table = cfg.table_for(model, profile)
+    if cfg.log is not None:
+        table.setdefault("log", cfg.log)
+    if cfg.prices:
+        from muse_sdk.pricing import prices_from_config
+
+        prices_from_config(cfg.prices)
     overrides = dict(overrides)
     policy = overrides.pop("retry", None)
     if not isinstance(policy, RetryPolicy | None):
@@ -79,10 +87,13 @@ def _retry_table(value: object) -> dict[str, Any]:
 def build(profile: Profile, *, retry: RetryPolicy | None = None) -> Generator:
     """Construct the generator a validated profile describes (fallbacks aside)."""
     cls = get_provider(profile.provider)
-    return cls(
+    gen = cls(
         profile.model,
         profile.settings,
         defaults=profile.params,
         retry=retry if retry is not None else RetryPolicy(profile.retry),
         name=profile.name,
     )
+    if profile.features != _NO_FEATURES:
+        gen.features = Features.build(profile.features, profile.name or gen.name)
+    return gen

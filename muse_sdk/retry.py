@@ -27,6 +27,8 @@ __all__ = ["DEFAULT_MAX_ATTEMPTS", "RetryPolicy", "RetrySettings", "is_retryable
 
 T = TypeVar("T")
 logger = logging.getLogger("muse_sdk.retry")
+#: Told of each failed attempt that will be retried: ``(error, attempt number, wait in s)``.
+OnRetry = Callable[[Exception, int, float], None]
 
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_INITIAL_WAIT_S = 0.5
@@ -114,14 +116,22 @@ class RetryPolicy:
             stop = stop | stop_before_delay(deadline_s)
         return stop
 
-    def _options(self, deadline_s: float | None) -> dict[str, Any]:
+    def _options(self, deadline_s: float | None, on_retry: OnRetry | None) -> dict[str, Any]:
         from tenacity import retry_if_exception
+
+        def before_sleep(state: RetryCallState) -> None:
+            self._log_retry(state)
+            exc = state.outcome.exception() if state.outcome else None
+            if on_retry is not None and isinstance(exc, Exception):
+                on_retry(
+                    exc, state.attempt_number, state.next_action.sleep if state.next_action else 0.0
+                )
 
         return {
             "stop": self._stop(deadline_s),
             "wait": self.wait_s,
             "retry": retry_if_exception(self.should_retry),
-            "before_sleep": self._log_retry,
+            "before_sleep": before_sleep,
             "reraise": True,
         }
 
@@ -143,8 +153,17 @@ class RetryPolicy:
         )
         return None if deadline is None else max(deadline - spent_s, 1e-9)
 
-    def call(self, fn: Callable[[], T], *, deadline_s: float | None = None) -> tuple[T, int]:
-        """Run ``fn`` with retries; return its result and the number of attempts made."""
+    def call(
+        self,
+        fn: Callable[[], T],
+        *,
+        deadline_s: float | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> tuple[T, int]:
+        """Run ``fn`` with retries; return its result and the number of attempts made.
+
+        ``on_retry(error, attempt, wait_s)`` hears of each failed attempt that is retried.
+        """
         start = time.monotonic()
         try:  # the first attempt runs bare: most calls succeed, and tenacity costs ~10 us
             return fn(), 1
@@ -161,7 +180,7 @@ class RetryPolicy:
         from tenacity import Retrying
 
         deadline = self._deadline(deadline_s, time.monotonic() - start)
-        retrying = Retrying(sleep=self._sleep, **self._options(deadline))
+        retrying = Retrying(sleep=self._sleep, **self._options(deadline, on_retry))
         attempts = 0
         try:
             for state in retrying:
@@ -176,7 +195,11 @@ class RetryPolicy:
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def acall(
-        self, fn: Callable[[], Awaitable[T]], *, deadline_s: float | None = None
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        deadline_s: float | None = None,
+        on_retry: OnRetry | None = None,
     ) -> tuple[T, int]:
         """Async twin of :meth:`call`."""
         start = time.monotonic()
@@ -195,7 +218,7 @@ class RetryPolicy:
         from tenacity import AsyncRetrying
 
         deadline = self._deadline(deadline_s, time.monotonic() - start)
-        retrying = AsyncRetrying(sleep=self._async_sleep, **self._options(deadline))
+        retrying = AsyncRetrying(sleep=self._async_sleep, **self._options(deadline, on_retry))
         attempts = 0
         try:
             async for state in retrying:

@@ -86,3 +86,12 @@ def test_sandbox_overhead_runs() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     for row in ("python -I -c pass", "run_python_tests, one passing test", "run_command"):
         assert row in done.stdout
+
+
+def test_structured_speed_runs_quick() -> None:
+    """The constrained-decoding benchmark runs end to end on muse-tiny (no figure is asserted)."""
+    cmd = [sys.executable, "-m", "benchmarks.structured_speed", "--quick"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for row in ("schema compile time", "constrained vs unconstrained tokens/s, one call"):
+        assert row in done.stdout

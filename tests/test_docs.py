@@ -29,6 +29,7 @@ RUNNABLE_PAGES = (
     "codegen.md",
     "structured.md",
     "tools.md",
+    "production.md",
 )
 RUNNABLE = re.compile(r"^```python\n(.*?)^```$", flags=re.S | re.M)
 

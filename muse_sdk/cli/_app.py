@@ -16,6 +16,7 @@ from muse_sdk.cli._config import config_app
 from muse_sdk.cli._errors import ExitCode, UsageError, fail, report_error
 from muse_sdk.cli._generate import generate
 from muse_sdk.cli._help import MuseCommand, PlainFlagsGroup
+from muse_sdk.cli._logs import logs
 from muse_sdk.cli._models import models
 from muse_sdk.cli._serve import serve
 
@@ -113,4 +114,5 @@ app.command(cls=MuseCommand)(code)
 app.command(cls=MuseCommand)(batch)
 app.command(cls=MuseCommand)(models)
 app.command(cls=MuseCommand)(serve)
+app.command(cls=MuseCommand)(logs)
 app.add_typer(config_app, name="config")

@@ -29,7 +29,10 @@ class ToolCallParts:
             if delta.id:
                 self._ids[delta.index] = delta.id
             if delta.name:
-                self._names[delta.index] = self._names.get(delta.index, "") + delta.name
+                known = self._names.get(delta.index, "")
+                # OpenAI sends the name once; some servers repeat it whole in every delta.
+                whole = not known or delta.name.startswith(known)
+                self._names[delta.index] = delta.name if whole else known + delta.name
             self._arguments.setdefault(delta.index, []).append(delta.arguments)
 
     def calls(self) -> tuple[ToolCall, ...]:

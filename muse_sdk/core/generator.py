@@ -21,13 +21,15 @@ import asyncio
 import dataclasses
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from pydantic import ValidationError
 
+from muse_sdk.core import _running
 from muse_sdk.core.batch import BatchResult, OnResult, run_batch, run_batch_async
+from muse_sdk.core.features import Features
 from muse_sdk.core.settings import CallOptions, ProviderSettings
 from muse_sdk.core.streaming import AsyncStream, Stream
 from muse_sdk.core.types import (
@@ -40,15 +42,15 @@ from muse_sdk.core.types import (
     params_error,
 )
 from muse_sdk.errors import (
-    RefusalError,
-    StructuredOutputError,
     UnsupportedParameterError,
     did_you_mean,
 )
 from muse_sdk.retry import RetryPolicy
-from muse_sdk.structured import PARAMS, Structure, finish, repair_prompt, with_instruction
+from muse_sdk.structured import PARAMS, Structure, with_instruction
 
 __all__ = ["Generator", "Request"]
+
+NO_FEATURES = Features()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class Request:
     deadline_at: float | None = None
     #: What the reply must be beside text: a schema, regex or choices, and tools.
     structure: Structure | None = None
+    #: The call's ``cache=``: ``None`` for the generator's own, ``False`` for none, or a cache.
+    cache: Any = None
 
     @property
     def deadline_s(self) -> float | None:
@@ -95,6 +99,9 @@ class Generator:
     native_batch: ClassVar[bool] = False
     #: Whether the provider honours ``request.structure`` itself (else: a prompt instruction).
     structured: ClassVar[bool] = False
+    #: Whether hooks, spans, the cache and the log see this generator's calls (a fallback
+    #: chain leaves them to its members, so that one call is not reported twice).
+    observed: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -104,12 +111,15 @@ class Generator:
         defaults: GenerationParams | None = None,
         retry: RetryPolicy | None = None,
         name: str | None = None,
+        features: Features | None = None,
     ) -> None:
         self.model = model
         self.settings = settings if settings is not None else self.Settings()
         self.defaults = defaults if defaults is not None else GenerationParams()
         self.retry = retry if retry is not None else RetryPolicy()
         self.name = name or f"{self.provider}:{model}"
+        #: Hooks, tracing, cache, rate limits and the call log (all off by default).
+        self.features = features if features is not None else NO_FEATURES
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider}:{self.model}>"
@@ -156,8 +166,12 @@ class Generator:
     def make_request(self, prompt: PromptInput, params: dict[str, Any]) -> Request:
         """Validate a prompt and keyword parameters into a :class:`Request`."""
         shaping, params = _shaping(params)
+        cache = shaping.pop("cache", None)
         structure = Structure.build(shaping) if shaping else None
-        return self._request_for(normalize_prompt(prompt), *self._split_params(params), structure)
+        request = self._request_for(
+            normalize_prompt(prompt), *self._split_params(params), structure
+        )
+        return request if cache is None else dataclasses.replace(request, cache=_call_cache(cache))
 
     def _split_params(self, params: dict[str, Any]) -> tuple[GenerationParams, CallOptions]:
         common = {k: v for k, v in params.items() if k in GenerationParams.model_fields}
@@ -218,28 +232,8 @@ class Generator:
         return self.run(self.make_request(prompt, params))
 
     def run(self, request: Request) -> GenerationResult:
-        """Run an already validated request with retries and timing (and repairs, if asked)."""
-        request = request.started()
-        result = self._run_once(request)
-        structure = request.structure
-        if structure is None:
-            return result
-        for repairs_left in range(structure.repair_attempts, -1, -1):
-            try:
-                return finish(result, structure)
-            except StructuredOutputError as exc:
-                if not _repairable(exc, repairs_left):
-                    raise
-                request = dataclasses.replace(request, prompt=repair_prompt(request.prompt, exc))
-                result = _after(result, self._run_once(request))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _run_once(self, request: Request) -> GenerationResult:
-        start = time.perf_counter()
-        result, attempts = self.retry.call(
-            lambda: self._generate(request), deadline_s=request.deadline_s
-        )
-        return _finish(result, start, attempts)
+        """Run an already validated request: retries, timing, repairs and features."""
+        return _running.run(self, request)
 
     async def agenerate(self, prompt: PromptInput, /, **params: Any) -> GenerationResult:
         """Async twin of :meth:`generate`."""
@@ -247,27 +241,7 @@ class Generator:
 
     async def arun(self, request: Request) -> GenerationResult:
         """Async twin of :meth:`run`."""
-        request = request.started()
-        result = await self._arun_once(request)
-        structure = request.structure
-        if structure is None:
-            return result
-        for repairs_left in range(structure.repair_attempts, -1, -1):
-            try:
-                return finish(result, structure)
-            except StructuredOutputError as exc:
-                if not _repairable(exc, repairs_left):
-                    raise
-                request = dataclasses.replace(request, prompt=repair_prompt(request.prompt, exc))
-                result = _after(result, await self._arun_once(request))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _arun_once(self, request: Request) -> GenerationResult:
-        start = time.perf_counter()
-        result, attempts = await self.retry.acall(
-            lambda: self._agenerate(request), deadline_s=request.deadline_s
-        )
-        return _finish(result, start, attempts)
+        return await _running.arun(self, request)
 
     def stream(self, prompt: PromptInput, /, **params: Any) -> Stream:
         """Stream the reply: iterate the :class:`Stream` for chunks, then read ``.result``.
@@ -282,14 +256,15 @@ class Generator:
     def run_stream(self, request: Request) -> Stream:
         """Stream an already validated request (the streaming twin of :meth:`run`)."""
         request = request.started()
+        opener, watch = _running.stream_parts(self, request, is_async=False)
         return Stream(
-            functools.partial(self._stream, request),
+            opener or functools.partial(self._stream, request),
             self.retry,
             request.deadline_s,
             provider=self.provider,
             model=self.model,
             n=request.params.n,
-            finish=_finisher(request),
+            watch=watch,
         )
 
     def astream(self, prompt: PromptInput, /, **params: Any) -> AsyncStream:
@@ -299,14 +274,15 @@ class Generator:
     def arun_stream(self, request: Request) -> AsyncStream:
         """Async twin of :meth:`run_stream`."""
         request = request.started()
+        opener, watch = _running.stream_parts(self, request, is_async=True)
         return AsyncStream(
-            functools.partial(self._astream, request),
+            opener or functools.partial(self._astream, request),
             self.retry,
             request.deadline_s,
             provider=self.provider,
             model=self.model,
             n=request.params.n,
-            finish=_finisher(request),
+            watch=watch,
         )
 
     def batch(
@@ -376,29 +352,21 @@ def _default_options(options: type[CallOptions]) -> CallOptions:
     return options()
 
 
+_CALL_PARAMS = PARAMS | {"cache"}
+
+
 def _shaping(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A call's parameters split: those that shape the reply, and the rest."""
-    if not PARAMS & params.keys():
+    """A call's parameters split: those that shape the reply (and ``cache``), and the rest."""
+    if not _CALL_PARAMS & params.keys():
         return {}, params
-    shaping = {name: value for name, value in params.items() if name in PARAMS}
-    return shaping, {name: value for name, value in params.items() if name not in PARAMS}
+    shaping = {name: value for name, value in params.items() if name in _CALL_PARAMS}
+    return shaping, {name: value for name, value in params.items() if name not in _CALL_PARAMS}
 
 
-def _finisher(request: Request) -> Callable[[GenerationResult], GenerationResult] | None:
-    structure = request.structure
-    return None if structure is None else functools.partial(finish, structure=structure)
+def _call_cache(value: Any) -> Any:
+    """A call's ``cache=``: ``False`` turns the generator's off, anything else is a cache."""
+    if value is False:
+        return False
+    from muse_sdk.cache import cache_from
 
-
-def _repairable(exc: StructuredOutputError, repairs_left: int) -> bool:
-    return repairs_left > 0 and not isinstance(exc, RefusalError)
-
-
-def _after(previous: GenerationResult, repaired: GenerationResult) -> GenerationResult:
-    """A repair round's result, counting the attempts of the rounds before it."""
-    return repaired.model_copy(update={"attempts": previous.attempts + repaired.attempts})
-
-
-def _finish(result: GenerationResult, start: float, attempts: int) -> GenerationResult:
-    # A result may already count attempts made below this call (a fallback chain's members).
-    total = attempts + result.attempts - 1
-    return result.model_copy(update={"latency_s": time.perf_counter() - start, "attempts": total})
+    return cache_from(value)

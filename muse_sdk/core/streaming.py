@@ -20,20 +20,17 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-from muse_sdk.core._tool_deltas import ToolCallParts
-from muse_sdk.core.types import Choice, GenerationResult, StreamChunk, Usage
+from muse_sdk.core._received import Received
+from muse_sdk.core.types import GenerationResult, StreamChunk, Usage
 from muse_sdk.errors import MuseError, ProviderError, StreamInterruptedError
 from muse_sdk.retry import RetryPolicy
 
-__all__ = ["AsyncStream", "Stream", "note_reply"]
+if TYPE_CHECKING:
+    from muse_sdk.core._stream_watch import Watch
 
-#: Text parts kept separate per choice before they are joined: one small str per chunk would
-#: cost ~60 bytes each, several times the text itself on a long reply.
-_JOIN_EVERY = 256
-#: Checks the whole reply once the stream has ended (a call's schema or tools).
-_Finish = Callable[[GenerationResult], GenerationResult]
+__all__ = ["AsyncStream", "Stream", "note_reply"]
 
 
 class _Info:
@@ -68,84 +65,15 @@ def note_reply(*, model: str | None = None, id: str | None = None) -> None:
         info.id = id or info.id
 
 
-class _Text:
-    """One choice's text, kept as a few large strings rather than one per chunk."""
-
-    __slots__ = ("joined", "tail")
-
-    def __init__(self) -> None:
-        self.joined: list[str] = []
-        self.tail: list[str] = []
-
-    def add(self, text: str) -> None:
-        self.tail.append(text)
-        if len(self.tail) >= _JOIN_EVERY:
-            self.joined.append("".join(self.tail))
-            self.tail.clear()
-
-    def __str__(self) -> str:
-        return "".join(self.joined) + "".join(self.tail)
-
-
-class _Received:
-    """What a stream has yielded: text and finish reason per choice, the latest usage."""
-
-    def __init__(self) -> None:
-        self.texts: dict[int, _Text] = {}
-        self.finish: dict[int, str] = {}
-        self.usage: Usage | None = None
-        self.calls: dict[int, ToolCallParts] = {}
-
-    def add(self, chunk: StreamChunk) -> None:
-        if chunk.text:
-            text = self.texts.get(chunk.index)
-            if text is None:
-                text = self.texts[chunk.index] = _Text()
-            text.add(chunk.text)
-        if chunk.finish_reason is not None:
-            self.finish[chunk.index] = chunk.finish_reason
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        if chunk.tool_calls:
-            self.calls.setdefault(chunk.index, ToolCallParts()).add(chunk.tool_calls)
-
-    def text(self, index: int = 0) -> str:
-        text = self.texts.get(index)
-        return str(text) if text is not None else ""
-
-    def choices(self, n: int) -> tuple[Choice, ...]:
-        count = max(n, *(i + 1 for i in (*self.texts, *self.finish)), 0)
-        return tuple(
-            Choice(
-                index=i,
-                text=self.text(i),
-                finish_reason=self.finish.get(i),
-                tool_calls=self.calls[i].calls() if i in self.calls else (),
-            )
-            for i in range(count)
-        )
-
-    def interrupted(self, exc: ProviderError) -> StreamInterruptedError:
-        partial = self.text()
-        return StreamInterruptedError(
-            f"the stream broke after {len(partial)} characters ({type(exc).__name__}: {exc}); "
-            "the text received so far is in .partial",
-            partial=partial,
-            provider=exc.provider,
-            status_code=exc.status_code,
-            request_id=exc.request_id,
-        )
-
-
 class _Run:
     """The state :class:`Stream` and :class:`AsyncStream` share: what arrived, how it ended."""
 
     def __init__(
-        self, provider: str, model: str, n: int, deadline_s: float | None, finish: _Finish | None
+        self, provider: str, model: str, n: int, deadline_s: float | None, watch: Watch | None
     ) -> None:
         self.info = _Info(provider, model)
-        self.finish = finish
-        self.received = _Received()
+        self.watch = watch
+        self.received = Received()
         self.n = n
         self.start = time.perf_counter()
         # Absolute, so a stream iterated some time after it was made still ends on time.
@@ -180,9 +108,9 @@ class _Run:
             latency_s=time.perf_counter() - self.start,
             attempts=self._total(self.attempts),
         )
-        if self.finish is not None:
+        if self.watch is not None:
             try:
-                result = self.finish(result)
+                result = self.watch.ended(result)
             except MuseError as exc:  # a reply that does not validate: the stream's error
                 self.error = exc
                 raise
@@ -192,10 +120,12 @@ class _Run:
 
     def failed(self, exc: BaseException, outer: _Info | None) -> None:
         if not isinstance(exc, Exception):  # cancelled or interrupted: stopped, not failed
-            self.stopped = True
+            self.stop()
             return
         if self.error is None and self.result is None:
             self.error = exc
+            if self.watch is not None:
+                self.watch.failed(exc)
             if outer is not None:  # before the first chunk, the retry policy counted them
                 opened = self.attempts > 0
                 outer.adopt(
@@ -203,8 +133,10 @@ class _Run:
                 )
 
     def stop(self) -> None:
-        if self.result is None and self.error is None:
+        if self.result is None and self.error is None and not self.stopped:
             self.stopped = True
+            if self.watch is not None:
+                self.watch.stopped()
 
     def get(self) -> GenerationResult:
         if self.result is not None:
@@ -238,9 +170,9 @@ class Stream(Iterator[StreamChunk]):
         provider: str = "",
         model: str = "",
         n: int = 1,
-        finish: _Finish | None = None,
+        watch: Watch | None = None,
     ) -> None:
-        self._run = _Run(provider, model, n, deadline_s, finish)
+        self._run = _Run(provider, model, n, deadline_s, watch)
         self._chunks = self._produce(open_stream, policy)
 
     def __repr__(self) -> str:
@@ -273,11 +205,18 @@ class Stream(Iterator[StreamChunk]):
                 _close(iterator)
                 raise
 
-        (iterator, chunk), attempts = policy.call(first_chunk, deadline_s=run.deadline_s())
+        watch = run.watch
+        opener = first_chunk if watch is None else watch.attempt(first_chunk)
+        on_retry = None if watch is None else watch.on_retry
+        (iterator, chunk), attempts = policy.call(
+            opener, deadline_s=run.deadline_s(), on_retry=on_retry
+        )
         run.attempts = attempts
         try:
             while chunk is not None:
                 run.received.add(chunk)
+                if watch is not None:
+                    watch.chunk(chunk)
                 yield chunk
                 chunk = next(iterator, None)
         except StreamInterruptedError:
@@ -327,9 +266,9 @@ class AsyncStream(AsyncIterator[StreamChunk]):
         provider: str = "",
         model: str = "",
         n: int = 1,
-        finish: _Finish | None = None,
+        watch: Watch | None = None,
     ) -> None:
-        self._run = _Run(provider, model, n, deadline_s, finish)
+        self._run = _Run(provider, model, n, deadline_s, watch)
         self._chunks = self._produce(open_stream, policy)
 
     def __repr__(self) -> str:
@@ -362,11 +301,18 @@ class AsyncStream(AsyncIterator[StreamChunk]):
                 await _aclose(iterator)
                 raise
 
-        (iterator, chunk), attempts = await policy.acall(first_chunk, deadline_s=run.deadline_s())
+        watch = run.watch
+        opener = first_chunk if watch is None else watch.aattempt(first_chunk)
+        on_retry = None if watch is None else watch.on_retry
+        (iterator, chunk), attempts = await policy.acall(
+            opener, deadline_s=run.deadline_s(), on_retry=on_retry
+        )
         run.attempts = attempts
         try:
             while chunk is not None:
                 run.received.add(chunk)
+                if watch is not None:
+                    watch.chunk(chunk)
                 yield chunk
                 chunk = await anext(iterator, None)
         except StreamInterruptedError:

@@ -23,6 +23,7 @@ from pydantic import (
 from muse_sdk.errors import InvalidParameterError, InvalidPromptError
 
 __all__ = [
+    "Bill",
     "Choice",
     "GenerationParams",
     "GenerationResult",
@@ -295,6 +296,14 @@ class Usage(_Frozen):
         )
 
 
+class Bill(_Frozen):
+    """A billed request of a call other than its final reply (a repair round, a retried reply)."""
+
+    provider: str
+    model: str
+    usage: Usage
+
+
 class Choice(_Frozen):
     """One generated continuation.
 
@@ -321,7 +330,38 @@ class GenerationResult(_Frozen):
     latency_s: float = 0.0
     id: str | None = None
     attempts: int = 1
+    #: Whether the reply came from the response cache (no request was made).
+    cached: bool = False
+    #: The call's other billed requests: retried replies, repair rounds, fallback members.
+    bills: tuple[Bill, ...] = Field(default=(), repr=False)
     raw: Any = Field(default=None, repr=False, exclude=True)
+
+    @property
+    def total_usage(self) -> Usage:
+        """Every billed request of the call: the final reply's usage plus :attr:`bills`.
+
+        A reply from the cache was not billed again: it counts for nothing here.
+        """
+        total = Usage() if self.cached else self.usage
+        for bill in self.bills:
+            total = total + bill.usage
+        return total
+
+    @property
+    def cost(self) -> float | None:
+        """What the call cost in USD, from the price table; ``None`` for an unknown model.
+
+        A cache hit costs 0.
+        """
+        from muse_sdk.pricing import total_cost
+
+        pieces = [] if self.cached else [(self.provider, self.model, self.usage)]
+        pieces += [(bill.provider, bill.model, bill.usage) for bill in self.bills]
+        return total_cost(pieces)
+
+    def billed(self) -> Bill:
+        """The result's own request as a :class:`Bill` (when a later one replaces it)."""
+        return Bill(provider=self.provider, model=self.model, usage=self.usage)
 
     @property
     def text(self) -> str:

@@ -6,7 +6,8 @@
 
 Both honour ``max_tokens`` (whitespace-separated words, or single CJK characters, count as
 tokens), ``stop`` and ``n``; ``latency_s`` simulates a slow model and ``failures`` scripts errors
-for successive calls (attempts), so retry, streaming and batch code can be tested offline::
+for successive calls (attempts), so retry, streaming and batch code can be tested offline
+(``"malformed"`` is a reply that was billed, one token, then could not be read)::
 
     gen = muse.load("fake:script", responses=["first", "second"], failures=["rate_limit"])
 """
@@ -41,7 +42,14 @@ from muse_sdk.errors import (
 __all__ = ["FakeGenerator", "FakeSettings", "tokenize"]
 
 Failure = Literal[
-    "rate_limit", "server", "connection", "timeout", "auth", "bad_request", "not_found"
+    "rate_limit",
+    "server",
+    "connection",
+    "timeout",
+    "auth",
+    "bad_request",
+    "not_found",
+    "malformed",
 ]
 MODELS = ("echo", "script")
 
@@ -80,6 +88,8 @@ def _error(kind: Failure, retry_after: float | None) -> ProviderError:
         "bad_request": BadRequestError,
         "not_found": NotFoundError,
     }
+    if kind == "malformed":
+        return ServerError("scripted malformed reply (billed)", provider="fake", status_code=200)
     status = {"server": 500, "connection": None, "timeout": None}.get(kind)
     return errors[kind](message, provider="fake", status_code=status)
 
@@ -151,9 +161,12 @@ class FakeGenerator(Generator):
     def _check(self, index: int, request: Request) -> list[str]:
         """Raise the scripted failure for call ``index``, else return each choice's full reply."""
         s = self.settings
-        if index < len(s.failures) and (kind := s.failures[index]) is not None:
-            raise _error(kind, s.retry_after_s)
         prompt_tokens = len(tokenize(_last_text(request.prompt)))
+        if index < len(s.failures) and (kind := s.failures[index]) is not None:
+            error = _error(kind, s.retry_after_s)
+            if kind == "malformed":  # a reply that was billed, then could not be read
+                error.usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=1)
+            raise error
         if s.context_length is not None:
             wanted = request.params.max_tokens or 0
             if prompt_tokens + wanted > s.context_length:

@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from muse_sdk.core.types import GenerationResult, Message, PromptInput, ToolCall, normalize_prompt
+from muse_sdk.core.types import (
+    GenerationResult,
+    Message,
+    PromptInput,
+    ToolCall,
+    Usage,
+    normalize_prompt,
+)
 from muse_sdk.errors import InvalidParameterError, InvalidPromptError
 from muse_sdk.structured._tools import Tool, as_tools
 
@@ -39,6 +46,17 @@ class ToolRun:
     def text(self) -> str:
         """The final answer's text."""
         return self.result.text
+
+    @property
+    def total_usage(self) -> Usage:
+        """Every billed request of every turn."""
+        return sum((reply.total_usage for reply in self.replies), Usage())
+
+    @property
+    def cost(self) -> float | None:
+        """What every turn cost in USD; ``None`` when a model's price is unknown."""
+        costs = [reply.cost for reply in self.replies]
+        return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
 
 
 def run_tools(

@@ -192,6 +192,10 @@ def _dict_spec(schema: dict[str, Any]) -> OutputSpec:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise InvalidParameterError("schema", f"not a valid JSON Schema: {exc.message}") from None
+    except RecursionError:
+        raise InvalidParameterError(
+            "schema", "nests too deeply to check; flatten it with $defs and $ref"
+        ) from None
     validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
     def validate(text: str) -> Any:

@@ -8,6 +8,7 @@ translation. ``run`` renders, generates, extracts (see ``_extract``) and checks;
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from muse_sdk.core.types import Usage
 from muse_sdk.errors import InvalidParameterError, TemplateError, did_you_mean
 from muse_sdk.templates._extract import LANGUAGE_ALIASES, extract_code, normalize_language
 from muse_sdk.templates._prompt import PromptTemplate
-from muse_sdk.templates._result import CodeResult
+from muse_sdk.templates._result import CodeResult, plus_cost
 from muse_sdk.templates._tested import TestPlan, Tests, best_of, judge, report_for_prompt
 from muse_sdk.templates._values import escape_braces
 
@@ -347,7 +348,7 @@ class _Loop:
         parsed = [self.template.parse(text) for text in texts]
         if count > 1:  # each candidate keeps the whole reply as raw, for its finish reason
             parsed = [p.model_copy(update={"raw": reply}) for p in parsed]
-        parsed[0] = parsed[0].model_copy(update={"usage": reply.usage})
+        parsed[0] = parsed[0].model_copy(update={"usage": reply.total_usage, "cost": reply.cost})
         return parsed
 
     def _again(self, result: CodeResult) -> bool:
@@ -361,7 +362,8 @@ class _Loop:
             update={
                 "repairs": before.repairs + 1,
                 "runs": before.runs,
-                "usage": before.usage + reply.usage,
+                "usage": before.usage + reply.total_usage,
+                "cost": plus_cost(before.cost, reply.cost),
             }
         )
 
@@ -393,4 +395,5 @@ class _Loop:
         if not every:
             return chosen
         total = sum((c.usage for c in every), Usage())
-        return chosen.model_copy(update={"candidates": tuple(every), "usage": total})
+        cost = functools.reduce(plus_cost, (c.cost for c in every))
+        return chosen.model_copy(update={"candidates": tuple(every), "usage": total, "cost": cost})

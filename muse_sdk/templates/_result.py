@@ -25,8 +25,9 @@ class CodeResult(BaseModel):
 
     With tests (``CodeGenerationTemplate.run(..., tests=...)``): ``tests_passed``, the last
     ``test_report`` and ``runs`` (test runs made); with ``candidates=n``, the chosen result holds
-    every candidate's final result in ``candidates``. ``usage`` adds up every reply behind the
-    result: its candidates and repairs.
+    every candidate's final result in ``candidates``. ``usage`` (also ``total_usage``) adds up
+    every reply behind the result, its candidates and repairs, and ``cost`` their price (``None``
+    when a model's price is unknown).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -45,7 +46,13 @@ class CodeResult(BaseModel):
     runs: int = Field(default=0, ge=0)
     candidates: tuple[CodeResult, ...] = Field(default=(), repr=False)
     usage: Usage = Usage()
+    cost: float | None = None
     raw: Any = Field(default=None, repr=False)
+
+    @property
+    def total_usage(self) -> Usage:
+        """Every billed reply behind the result (the same as ``usage``)."""
+        return self.usage
 
     @property
     def syntax_checked(self) -> bool:
@@ -65,3 +72,8 @@ def check_syntax(code: str, language: str | None) -> str | None:
     """The syntax problem of ``code`` as ``"message (line N)"``, else ``None`` (see check_code)."""
     problem = check_code(code, language).problem
     return None if problem is None else str(problem)
+
+
+def plus_cost(a: float | None, b: float | None) -> float | None:
+    """The sum of two costs; unknown (``None``) if either is."""
+    return None if a is None or b is None else a + b

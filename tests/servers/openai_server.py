@@ -16,7 +16,14 @@ first ``stop`` sequence, and repeated for each of ``n`` choices. ``script()`` qu
 consumed one per request, in order; each can set a status and error body, headers
 (``Retry-After``, ``x-request-id``), a raw body (malformed JSON), a delay, how the SSE bytes are
 split (``piece_size`` bytes, splitting multi-byte UTF-8 characters too) and a cut-off after N
-bytes (a dropped connection mid-stream).
+bytes (a dropped connection mid-stream). A chat reply can be tool calls (streamed as deltas whose
+arguments come in ``tool_piece``-character pieces, parallel calls interleaved) or a refusal.
+
+``response_formats`` makes the server behave like one that supports only some response formats
+(vLLM and llama.cpp take ``json_schema`` and ``json_object``; older servers reject them): a
+request with any other ``response_format`` type gets a 400 (or ``reject_status``), which
+consumes no scripted reply. ``None`` accepts every format (and, like a server that ignores it,
+still answers the scripted text).
 
 Standalone, for benchmarks (a fixed tiny reply keeps the server's share of the time small)::
 
@@ -94,6 +101,12 @@ class Reply:
     stream_error: dict[str, Any] | None = None
     #: Send usage (always in JSON replies; in streams when the client asked for it).
     usage: bool = True
+    #: Chat only: tool calls ``(id, name, arguments JSON text)`` instead of text.
+    tool_calls: tuple[tuple[str, str, str], ...] = ()
+    #: Streamed tool-call arguments (and refusals) come in pieces of this many characters.
+    tool_piece: int = 5
+    #: Chat only: the model refuses (``message.refusal``) instead of answering.
+    refusal: str | None = None
 
     @classmethod
     def error(
@@ -134,9 +147,18 @@ class RecordedRequest:
 class OpenAIServer:
     """The server; start it with ``with`` or :meth:`start`, and stop it with :meth:`stop`."""
 
-    def __init__(self, *, prefix: str = "/v1", default: Reply | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        prefix: str = "/v1",
+        default: Reply | None = None,
+        response_formats: frozenset[str] | None = None,
+        reject_status: int = 400,
+    ) -> None:
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.default = default or Reply()
+        self.response_formats = response_formats
+        self.reject_status = reject_status
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
         self._count = 0
@@ -207,6 +229,9 @@ class OpenAIServer:
             )
             self._count += 1
             number = self._count
+            rejected = self._rejected(body)
+            if rejected is not None:
+                return rejected
             reply = self._queue.popleft() if self._queue else self.default
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
@@ -241,6 +266,25 @@ class OpenAIServer:
             headers=headers,
         )
 
+    def _rejected(self, body: Any) -> Response | None:
+        """The error for a ``response_format`` this server does not support, if it is one."""
+        wanted = body.get("response_format") if isinstance(body, dict) else None
+        if self.response_formats is None or not isinstance(wanted, dict):
+            return None
+        kind = wanted.get("type")
+        if kind in self.response_formats:
+            return None
+        if self.reject_status == 422:  # a FastAPI server's validation error
+            detail = [{"loc": ["body", "response_format", "type"], "msg": f"bad type {kind!r}"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        error = {
+            "message": f"response_format type {kind!r} is not supported",
+            "type": "invalid_request_error",
+            "param": "response_format",
+            "code": None,
+        }
+        return JSONResponse({"error": error}, status_code=self.reject_status)
+
     def _kind(self, path: str) -> str | None:
         for kind, suffix in (("chat", "/chat/completions"), ("completions", "/completions")):
             if path == self.prefix + suffix:
@@ -258,7 +302,14 @@ class _Completion:
         n = int(body.get("n") or 1)
         self.choices = [self._cut(self._text(i)) for i in range(n)]
 
+    @property
+    def _special(self) -> bool:
+        """Whether the reply is tool calls or a refusal rather than text."""
+        return self.kind == "chat" and bool(self.reply.tool_calls or self.reply.refusal)
+
     def _text(self, index: int) -> str:
+        if self._special:
+            return ""
         texts = self.reply.texts
         return texts[index % len(texts)] if texts else self.reply.text
 
@@ -274,6 +325,8 @@ class _Completion:
         limit = self.body.get("max_tokens") or self.body.get("max_completion_tokens")
         if limit is not None and len(tokens) > limit:
             tokens, finish = tokens[:limit], "length"
+        if self._special and self.reply.tool_calls:
+            finish = "tool_calls"
         return tokens, self.reply.finish_reason or finish
 
     def _usage(self) -> dict[str, int]:
@@ -305,9 +358,44 @@ class _Completion:
         if self.kind == "completions":
             return {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
         key = "delta" if chunk else "message"
-        content = {"content": text} if text is not None else {}
+        content: dict[str, Any] = {"content": text} if text is not None else {}
         role = {"role": "assistant"} if not chunk else {}
+        if not chunk and self._special:
+            content = {"content": None, **self._extra()}
         return {"index": index, key: {**role, **content}, "logprobs": None, "finish_reason": finish}
+
+    def _extra(self) -> dict[str, Any]:
+        """A whole message's tool calls or refusal."""
+        if self.reply.refusal is not None:
+            return {"refusal": self.reply.refusal}
+        calls = [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+            for i, n, a in self.reply.tool_calls
+        ]
+        return {"tool_calls": calls}
+
+    def _special_deltas(self, index: int) -> Iterator[dict[str, Any]]:
+        """A streamed choice's refusal pieces, or its tool calls: heads, then interleaved args."""
+        size = self.reply.tool_piece
+        if self.reply.refusal is not None:
+            text = self.reply.refusal
+            for start in range(0, len(text), size):
+                yield {"refusal": text[start : start + size]}
+            return
+        calls = self.reply.tool_calls
+        for number, (call_id, name, _) in enumerate(calls):
+            function = {"name": name, "arguments": ""}
+            yield {
+                "tool_calls": [
+                    {"index": number, "id": call_id, "type": "function", "function": function}
+                ]
+            }
+        longest = max(len(arguments) for _, _, arguments in calls)
+        for start in range(0, longest, size):
+            for number, (_, _, arguments) in enumerate(calls):
+                if start < len(arguments):
+                    piece = {"arguments": arguments[start : start + size]}
+                    yield {"tool_calls": [{"index": number, "function": piece}]}
 
     def json(self) -> dict[str, Any]:
         """The non-streamed reply."""
@@ -328,6 +416,11 @@ class _Completion:
                 for i in range(len(self.choices))
             ]
             yield self._envelope(roles, chunk=True)
+        if self._special:
+            for i in range(len(self.choices)):
+                for delta in self._special_deltas(i):
+                    choice = {"index": i, "delta": delta, "logprobs": None, "finish_reason": None}
+                    yield self._envelope([choice], chunk=True)
         for step in range(max((len(t) for t, _ in self.choices), default=0)):
             for i, (tokens, _) in enumerate(self.choices):
                 if step < len(tokens):

@@ -244,3 +244,11 @@ def test_a_fallback_chain_validates_whichever_member_answered() -> None:
     down = muse.load("fake:script", responses=["x"], failures=["server"], retry={"max_attempts": 1})
     chain = muse.FallbackGenerator([down, script(PERSON)])
     assert chain.generate("Who?", schema=Person).parsed == Person(name="Ann", age=31)
+
+
+def test_a_schema_nested_too_deep_is_a_typed_error() -> None:
+    schema: dict[str, object] = {"type": "string"}
+    for _ in range(300):
+        schema = {"type": "array", "items": schema}
+    with pytest.raises(muse.InvalidParameterError, match="nests too deeply"):
+        script("[]").generate("?", schema=schema)

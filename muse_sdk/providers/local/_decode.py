@@ -10,11 +10,15 @@ of the same code, the concatenated stream always equals the non-streamed text.
 from __future__ import annotations
 
 import codecs
+import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from muse_sdk.providers.local._constraint import RowConstraint
 
 __all__ = ["Row", "StopMatcher", "TokenText", "Tracker"]
 
@@ -119,22 +123,40 @@ def _byte_table(tokenizer: Any) -> list[bytes]:
 
 
 class StopMatcher:
-    """Cuts text at the first stop string, holding back what could still become one."""
+    """Cuts text at the first stop string, holding back what could still become one.
 
-    def __init__(self, stops: Iterable[str]) -> None:
+    With ``accept``, a stop string only counts where ``accept(text before it)`` is true: a
+    constrained reply ends at a stop string only where what comes before it is complete.
+    """
+
+    def __init__(self, stops: Iterable[str], accept: Callable[[str], bool] | None = None) -> None:
         self._stops = tuple(stops)
         self._pending = ""
+        self._accept = accept
 
     def feed(self, text: str) -> tuple[str, bool]:
         """Add text; return what is safe to emit and whether a stop string was reached."""
         pending = self._pending + text
-        hits = [i for i in (pending.find(stop) for stop in self._stops) if i != -1]
-        if hits:
-            self._pending = ""
-            return pending[: min(hits)], True
+        for hit in self._hits(pending):
+            if self._accept is None or self._accept(pending[:hit]):
+                self._pending = ""
+                return pending[:hit], True
         keep = self._held_back(pending)
         self._pending = pending[len(pending) - keep :] if keep else ""
         return pending[: len(pending) - keep], False
+
+    def _hits(self, text: str) -> list[int]:
+        """Where stop strings start in ``text``: the first, or every one when some may not count."""
+        if self._accept is None:
+            first = [i for i in (text.find(stop) for stop in self._stops) if i != -1]
+            return [min(first)] if first else []
+        hits = set()
+        for stop in self._stops:
+            at = text.find(stop)
+            while at != -1:
+                hits.add(at)
+                at = text.find(stop, at + 1)
+        return sorted(hits)
 
     def flush(self) -> str:
         """The held-back text, once nothing more will come."""
@@ -161,6 +183,8 @@ class Row:
     token_ids: list[int] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)
     finish_reason: str | None = None
+    #: The row's grammar state when the call constrains its output (``schema=`` etc.).
+    constraint: RowConstraint | None = None
 
     @property
     def text(self) -> str:
@@ -171,12 +195,20 @@ class Row:
 Sink = Callable[[int, str], None]
 
 
+def _complete(row: Row, before: str) -> bool:
+    """Whether a constrained row would be complete with ``before`` as its last text."""
+    assert row.constraint is not None
+    return row.constraint.accepts(row.text + before)
+
+
 class Tracker:
     """A ``model.generate`` stopping criterion that decodes, trims and streams every row.
 
     ``sink(row, text)`` receives text as soon as it is final (streaming); ``on_step()`` is
     called after every decode step (the caller's read timeout); ``cancel()`` makes every row
-    stop at the next step (a stream closed early, a call past its timeout).
+    stop at the next step (a stream closed early, a call past its timeout). A row with a
+    ``constraints`` entry advances it with every token and ends (``"stop"``) as soon as its
+    grammar is complete.
     """
 
     def __init__(
@@ -187,8 +219,13 @@ class Tracker:
         stops: Sequence[str],
         sink: Sink | None = None,
         on_step: Callable[[], None] | None = None,
+        constraints: Sequence[RowConstraint | None] | None = None,
     ) -> None:
         self.rows = [Row(token_text.decoder(), StopMatcher(stops)) for _ in range(rows)]
+        for row, constraint in zip(self.rows, constraints or (), strict=False):
+            row.constraint = constraint
+            if constraint is not None and stops:
+                row.matcher = StopMatcher(stops, functools.partial(_complete, row))
         self._eos = eos_ids
         self._sink = sink
         self._on_step = on_step
@@ -223,6 +260,8 @@ class Tracker:
         self._emit(index, row, text)
         if stopped:
             row.finish_reason = "stop"
+        elif row.constraint is not None and row.constraint.advance(token_id):
+            self._close(index, row, "stop")  # the grammar is complete: nothing more may follow
 
     def _emit(self, index: int, row: Row, text: str) -> None:
         if text:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import torch
 
 from muse_sdk.errors import BackendUnavailableError
+from muse_sdk.providers.local._constraint import allowed, failure_of
 from muse_sdk.providers.local._decode import TokenText
 from muse_sdk.providers.local._sampling import (
     Job,
@@ -113,7 +114,12 @@ class Engine:
             def sink(index: int, text: str) -> None:  # runs on the engine thread
                 self._outbox.append((channel, (index, text)))
 
-        ticket = Ticket(job, channel, Choices(job.n, self._token_text, self._eos, job.stops, sink))
+        grammar = job.grammar
+        constraints = [grammar.start() for _ in range(job.n)] if grammar is not None else None
+        choices = Choices(
+            job.n, self._token_text, self._eos, job.stops, sink, constraints=constraints
+        )
+        ticket = Ticket(job, channel, choices)
         with self._cond:
             if self._closed:
                 raise BackendUnavailableError(f"{self._name} was closed, which freed its model")
@@ -307,18 +313,29 @@ class Engine:
 
     def _choose(self, seqs: list[Seq], logits: Any) -> None:
         """Pick each row's next token, feed it to the row's text, retire finished rows."""
+        limit = self.model.context_length
+        legal = self._legal(seqs, limit)
+        if legal is not None:
+            seqs, logits, legal = self._drop_broken(seqs, logits, legal)
+            if not seqs:
+                return
         rows = [seq.sampling for seq in seqs]
         seen = self._seen
         assert seen is not None
         device = seen.mask.device
         slots = torch.tensor([seq.slot for seq in seqs], dtype=torch.long, device=device)
         penalised = any(row.params.repetition_penalty != 1.0 for row in rows)
-        scores = process(logits, rows, seen.mask[slots] if penalised else None)
+        scores = process(
+            logits,
+            rows,
+            seen.mask[slots] if penalised else None,
+            None if legal is None else torch.from_numpy(legal).to(device),
+        )
         tokens = pick(scores, rows)
         if penalised:
             seen.add(slots, torch.tensor(tokens, dtype=torch.long, device=device))
         finished: list[Seq] = []
-        limit = self.model.context_length
+        broken: dict[int, tuple[Ticket, Exception]] = {}
         for seq, token in zip(seqs, tokens, strict=True):
             ticket = seq.ticket
             self._touched[id(ticket)] = ticket
@@ -328,14 +345,49 @@ class Engine:
                 ticket.first_token_step = self.steps
             choices = ticket.choices
             if choices.feed(seq.index, token):
+                failure = failure_of(seq.ticket.rows[seq.index].constraint)
+                if failure is not None:  # the grammar engine gave up on the token: no reply
+                    broken[id(ticket)] = (ticket, failure)
                 finished.append(seq)
             elif len(choices.rows[seq.index].token_ids) >= ticket.job.max_new or (
                 seq.position + 1 >= limit  # no position left for the next token
             ):
                 choices.end(seq.index)
                 finished.append(seq)
+        finished = [seq for seq in finished if id(seq.ticket) not in broken]
         if finished:
             self._retire(finished)
+        for ticket, failure in broken.values():
+            self._fail(failure, [ticket])
+
+    @staticmethod
+    def _legal(seqs: list[Seq], limit: int) -> Any:
+        """The rows' grammar mask (numpy ``[B, vocab]``); ``None`` when none is constrained."""
+        constraints = [seq.ticket.choices.rows[seq.index].constraint for seq in seqs]
+        if all(c is None for c in constraints):
+            return None
+        remaining = [
+            min(
+                seq.ticket.job.max_new - len(seq.ticket.rows[seq.index].token_ids),
+                limit - seq.position,
+            )
+            for seq in seqs
+        ]
+        return allowed(constraints, remaining)
+
+    def _drop_broken(self, seqs: list[Seq], logits: Any, legal: Any) -> tuple[list[Seq], Any, Any]:
+        """Fail the calls whose grammar the engine gave up on (a limit hit); keep the others."""
+        broken: dict[int, tuple[Ticket, Exception]] = {}
+        for seq in seqs:
+            failure = failure_of(seq.ticket.rows[seq.index].constraint)
+            if failure is not None:
+                broken[id(seq.ticket)] = (seq.ticket, failure)
+        if not broken:
+            return seqs, logits, legal
+        for ticket, exc in broken.values():
+            self._fail(exc, [ticket])
+        keep = [i for i, seq in enumerate(seqs) if id(seq.ticket) not in broken]
+        return [seqs[i] for i in keep], logits[keep], legal[keep]
 
     def _retire(self, finished: list[Seq]) -> None:
         done = {id(seq) for seq in finished}

@@ -4,17 +4,17 @@ GPT-2 checkpoints run on the lean model through its shared
 :class:`~muse_sdk.providers.local._engine.Engine`: every call, from any thread or event loop,
 joins one decode loop (continuous batching), and the async calls await it natively. Other
 architectures run ``model.generate`` from transformers, one call at a time, in a worker thread.
+Both honour ``request.structure`` with constrained decoding (``_constraint``): every row follows
+its own call's grammar, whatever else shares the batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import aclosing, closing, contextmanager, nullcontext
-from types import ModuleType
+from contextlib import aclosing, closing, nullcontext
 from typing import Any, NamedTuple
 
 from muse_sdk.core.generator import Generator, Request
@@ -22,9 +22,9 @@ from muse_sdk.core.types import Choice, GenerationParams, GenerationResult, Stre
 from muse_sdk.errors import (
     BackendUnavailableError,
     ContextLengthExceededError,
-    ProviderError,
     UnsupportedParameterError,
 )
+from muse_sdk.providers.local._constraint import failure_of
 from muse_sdk.providers.local._decode import Row, Tracker
 from muse_sdk.providers.local._device import resolve_device, resolve_dtype
 from muse_sdk.providers.local._hub import check_hub_model
@@ -36,7 +36,14 @@ from muse_sdk.providers.local._loading import (
     release,
     resolve_source,
 )
+from muse_sdk.providers.local._params import (
+    SAMPLING_LOCK,
+    backend_errors,
+    generation_kwargs,
+    left_pad,
+)
 from muse_sdk.providers.local._settings import DEFAULT_MAX_TOKENS, LocalSettings
+from muse_sdk.providers.local._structured import chat_text, grammar_for
 from muse_sdk.providers.local._timeouts import (
     AsyncChannel,
     AsyncTextEvents,
@@ -49,55 +56,6 @@ from muse_sdk.providers.local._timeouts import (
 )
 
 __all__ = ["LocalGenerator", "generation_kwargs"]
-
-# torch samples from one global generator per device, so a seeded call must not interleave with
-# any other sampling call, whichever model that one runs.
-_SAMPLING_LOCK = threading.Lock()
-
-
-def _samples(params: GenerationParams) -> bool:
-    """Sample when temperature > 0, or when it is unset but top_p/top_k ask for sampling."""
-    if params.temperature is not None:
-        return params.temperature > 0
-    return params.top_p is not None or params.top_k is not None
-
-
-def generation_kwargs(params: GenerationParams, loaded: LoadedModel) -> dict[str, Any]:
-    """Map the common parameters onto ``model.generate`` keywords.
-
-    Every knob is set explicitly, so a checkpoint's ``generation_config.json`` (sampling
-    defaults, ``max_length``) never changes what a call means; only its anti-repetition
-    settings fill in for ``repetition_penalty`` and ``no_repeat_ngram_size`` left unset.
-    """
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": params.max_tokens or DEFAULT_MAX_TOKENS,
-        "do_sample": _samples(params),
-        "num_beams": 1,
-        "num_return_sequences": 1,  # rows are repeated n times by the caller instead
-        "repetition_penalty": params.repetition_penalty or loaded.repetition_penalty,
-        "no_repeat_ngram_size": params.no_repeat_ngram_size or loaded.no_repeat_ngram_size,
-        "eos_token_id": sorted(loaded.eos_ids) or None,
-        "pad_token_id": loaded.pad_id,
-    }
-    if kwargs["do_sample"]:
-        kwargs["temperature"] = params.temperature or 1.0
-        kwargs["top_k"] = params.top_k or 0  # 0 turns top-k off
-        kwargs["top_p"] = params.top_p or 1.0
-    return kwargs
-
-
-@contextmanager
-def _backend_errors(torch: ModuleType) -> Iterator[None]:
-    """The one place where torch's failures become MuseErrors."""
-    try:
-        yield
-    except torch.cuda.OutOfMemoryError as exc:
-        raise BackendUnavailableError(
-            f"the GPU ran out of memory ({exc}); lower max_batch, batch_size, max_tokens or n, "
-            "or use dtype='float16'"
-        ) from exc
-    except RuntimeError as exc:
-        raise ProviderError(f"the local model failed: {exc}", provider="local") from exc
 
 
 class LocalGenerator(Generator):
@@ -113,6 +71,7 @@ class LocalGenerator(Generator):
     provider = "local"
     Settings = LocalSettings
     native_batch = True
+    structured = True
     settings: LocalSettings
 
     def __init__(self, model: str, settings: LocalSettings | None = None, **kwargs: Any) -> None:
@@ -204,10 +163,7 @@ class LocalGenerator(Generator):
             if isinstance(prompt, str):
                 ids = list(tokenizer(prompt)["input_ids"])
             else:
-                messages = [m.model_dump() for m in prompt]
-                text = tokenizer.apply_chat_template(
-                    messages, tokenize=False, add_generation_prompt=True
-                )
+                text = chat_text(tokenizer, prompt, request)
                 ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
         return self._fit(ids, request.params.max_tokens or DEFAULT_MAX_TOKENS, loaded)
 
@@ -232,9 +188,16 @@ class LocalGenerator(Generator):
         params: GenerationParams,
         budget: Budget,
         stream: bool,
+        grammars: Sequence[Any] = (),
     ) -> tuple[Tracker, TextEvents]:
-        """Start generating in a worker; iterate the events (streamed text) to wait for it."""
+        """Start generating in a worker; iterate the events (streamed text) to wait for it.
+
+        ``grammars[i]`` (if any) constrains the rows of ``prompts[i]``.
+        """
         watch = Watch(budget)
+        constraints = [
+            g.start() if g is not None else None for g in grammars for _ in range(params.n)
+        ]
         tracker = Tracker(
             len(prompts) * params.n,
             loaded.token_text,
@@ -242,6 +205,7 @@ class LocalGenerator(Generator):
             params.stop or (),
             watch.text if stream else None,
             on_step=watch.step,
+            constraints=constraints,
         )
         work = functools.partial(self._run, loaded, prompts, params, tracker, watch)
         return tracker, watch.run(work, tracker.cancel)
@@ -256,14 +220,19 @@ class LocalGenerator(Generator):
     ) -> None:
         """One ``model.generate`` pass over every prompt, each repeated ``n`` times."""
         torch = self._torch
-        from transformers import StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         rows = [ids for ids in prompts for _ in range(params.n)]
-        input_ids, mask = _left_pad(torch, rows, loaded.pad_id, self.device)
+        input_ids, mask = left_pad(torch, rows, loaded.pad_id, self.device)
         kwargs = generation_kwargs(params, loaded)
+        if any(row.constraint is not None for row in tracker.rows):
+            from muse_sdk.providers.local._constraint import LogitsMasker
+
+            masker = LogitsMasker(tracker, kwargs["max_new_tokens"])
+            kwargs["logits_processor"] = LogitsProcessorList([masker])
         budget = watch.budget
-        sampling = budget.hold(_SAMPLING_LOCK) if kwargs["do_sample"] else nullcontext()
-        with sampling, budget.hold(loaded.lock), _backend_errors(torch):
+        sampling = budget.hold(SAMPLING_LOCK) if kwargs["do_sample"] else nullcontext()
+        with sampling, budget.hold(loaded.lock), backend_errors(torch):
             if tracker.cancelled:
                 return  # the caller gave up while this call waited for the model
             watch.started()
@@ -276,6 +245,10 @@ class LocalGenerator(Generator):
                     stopping_criteria=StoppingCriteriaList([tracker]),
                     **kwargs,
                 )
+        for row in tracker.rows:  # the grammar engine gave up on a token: no valid reply
+            failure = failure_of(row.constraint)
+            if failure is not None:
+                raise failure
         tracker.finish()
 
     def _result(self, rows: Sequence[Row], prompt_tokens: int) -> GenerationResult:
@@ -298,7 +271,12 @@ class LocalGenerator(Generator):
 
         kwargs = generation_kwargs(request.params, loaded)
         return job_for(
-            prompt, request.params, kwargs, stream=stream, deadline_at=request.deadline_at
+            prompt,
+            request.params,
+            kwargs,
+            stream=stream,
+            deadline_at=request.deadline_at,
+            grammar=grammar_for(loaded, request),
         )
 
     def _start(
@@ -308,7 +286,10 @@ class LocalGenerator(Generator):
         budget = Budget.of([request])
         prompt = self._encode(loaded, request, budget) if prompt is None else prompt
         if loaded.engine is None:
-            tracker, events = self._watched(loaded, [prompt], request.params, budget, stream)
+            grammars = [grammar_for(loaded, request)]
+            tracker, events = self._watched(
+                loaded, [prompt], request.params, budget, stream, grammars
+            )
             return _Started(lambda: tracker.rows, prompt, events, tracker.cancel)
         channel = Channel()
         ticket = loaded.engine.submit(self._job(loaded, request, prompt, stream), channel)
@@ -317,7 +298,7 @@ class LocalGenerator(Generator):
 
     def _generate(self, request: Request) -> GenerationResult:
         rows, prompt, events, _ = self._start(self._model(), request, stream=False)
-        with closing(events), _backend_errors(self._torch):
+        with closing(events), backend_errors(self._torch):
             for _ in events:  # no text events: this waits for the end, within the budget
                 pass
         return self._result(rows(), len(prompt))
@@ -328,12 +309,15 @@ class LocalGenerator(Generator):
         loaded = self._model()
         if loaded.engine is None:
             return self._generate_groups(loaded, requests)
-        # Every prompt is checked before any runs: a bad one fails the unit at no cost.
+        # Every prompt and grammar is checked before any runs: a bad one fails the unit at no
+        # cost (the grammars are cached: starting each call below finds its own compiled).
         prompts = [self._encode(loaded, r, Budget.of([r])) for r in requests]
+        for request in requests:
+            grammar_for(loaded, request)
         started = [self._start(loaded, r, False, p) for r, p in zip(requests, prompts, strict=True)]
         try:
             for run in started:
-                with _backend_errors(self._torch):
+                with backend_errors(self._torch):
                     for _ in run.events:
                         pass
         finally:
@@ -352,7 +336,8 @@ class LocalGenerator(Generator):
         for params, indices in groups.items():
             budget = Budget.of([requests[i] for i in indices])
             prompts = [self._encode(loaded, requests[i], budget) for i in indices]
-            tracker, events = self._watched(loaded, prompts, params, budget, stream=False)
+            grammars = [grammar_for(loaded, requests[i]) for i in indices]
+            tracker, events = self._watched(loaded, prompts, params, budget, False, grammars)
             for _ in events:
                 pass
             n = params.n
@@ -362,7 +347,7 @@ class LocalGenerator(Generator):
 
     def _stream(self, request: Request) -> Iterator[StreamChunk]:
         rows, prompt, events, _ = self._start(self._model(), request, stream=True)
-        with closing(events), _backend_errors(self._torch):  # leaving early frees the row
+        with closing(events), backend_errors(self._torch):  # leaving early frees the row
             for index, text in events:
                 yield StreamChunk(text=text, index=index)
         yield from _final_chunks(self._result(rows(), len(prompt)))
@@ -384,7 +369,7 @@ class LocalGenerator(Generator):
             return await super()._agenerate(request)
         ticket, prompt, events = self._astart(loaded, request, stream=False)
         async with aclosing(events):
-            with _backend_errors(self._torch):
+            with backend_errors(self._torch):
                 async for _ in events:
                     pass
         return self._result(ticket.rows, len(prompt))
@@ -397,7 +382,7 @@ class LocalGenerator(Generator):
             return
         ticket, prompt, events = self._astart(loaded, request, stream=True)
         async with aclosing(events):
-            with _backend_errors(self._torch):
+            with backend_errors(self._torch):
                 async for index, text in events:
                     yield StreamChunk(text=text, index=index)
         for chunk in _final_chunks(self._result(ticket.rows, len(prompt))):
@@ -421,14 +406,3 @@ def _final_chunks(result: GenerationResult) -> Iterator[StreamChunk]:
             finish_reason=choice.finish_reason,
             usage=result.usage if choice.index == last else None,
         )
-
-
-def _left_pad(torch: ModuleType, rows: Sequence[list[int]], pad_id: int, device: Any) -> Any:
-    """Left-pad rows into ids and attention mask: GPT-2 continues from the right end."""
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row) :] = 1
-    return ids.to(device), mask.to(device)

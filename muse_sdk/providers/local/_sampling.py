@@ -7,8 +7,10 @@ The engine decodes rows of many calls in one forward pass, so every row carries 
 :class:`SamplingParams`. :func:`process` applies, row by row but vectorised over the batch, the
 same transformations as transformers' logits processors, in the order ``generate`` builds them:
 ``RepetitionPenaltyLogitsProcessor``, ``NoRepeatNGramLogitsProcessor``, then (sampling rows only)
-``TemperatureLogitsWarper``, ``TopKLogitsWarper`` and ``TopPLogitsWarper``. :func:`pick` takes the
-argmax of a greedy row and samples a sampling row.
+``TemperatureLogitsWarper``, ``TopKLogitsWarper`` and ``TopPLogitsWarper``. A constrained row's
+grammar mask comes between the bans and the warpers (``_constraint.apply_mask``), so that top-k
+and top-p choose among legal tokens only. :func:`pick` takes the argmax of a greedy row and samples
+a sampling row.
 
 A sampling row draws from its own ``random.Random`` (one uniform number per token, turned into a
 token by inverse-CDF over the processed distribution), so a seeded call samples the same tokens
@@ -22,11 +24,14 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from muse_sdk.core.types import GenerationParams
+
+if TYPE_CHECKING:
+    from muse_sdk.providers.local._constraint import Grammar
 
 __all__ = [
     "Job",
@@ -144,12 +149,16 @@ class SeenTokens:
 
 
 def process(
-    logits: torch.Tensor, rows: Sequence[RowSampling], seen: torch.Tensor | None = None
+    logits: torch.Tensor,
+    rows: Sequence[RowSampling],
+    seen: torch.Tensor | None = None,
+    legal: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Apply each row's processors and warpers to ``logits`` ``[B, vocab]`` (float32).
 
     ``seen`` is the rows' ``[B, vocab]`` token mask, needed when some row has a repetition
-    penalty. Returns new scores; rows without any processing come out unchanged.
+    penalty; ``legal`` the ``[B, vocab]`` grammar mask when some row is constrained. Returns new
+    scores; rows without any processing come out unchanged.
     """
     scores = logits
     device = scores.device
@@ -165,6 +174,10 @@ def process(
         index_tokens = [t for _, banned in bans if banned for t in banned]
         scores = scores.clone() if scores is logits else scores
         scores[index_rows, index_tokens] = _NEG_INF
+    if legal is not None:
+        from muse_sdk.providers.local._constraint import apply_mask
+
+        scores = apply_mask(scores, logits, legal)
     sampled = [i for i, row in enumerate(rows) if row.params.do_sample]
     if not sampled:
         return scores
@@ -241,6 +254,8 @@ class Job:
     steps: bool = False
     #: ``time.monotonic()`` after which the engine drops the call (its caller has given up).
     deadline_at: float | None = None
+    #: The grammar every row of the call follows (``schema=``, ``regex=``, ``choices=``).
+    grammar: Grammar | None = None
 
 
 def job_for(
@@ -250,6 +265,7 @@ def job_for(
     *,
     stream: bool,
     deadline_at: float | None,
+    grammar: Grammar | None = None,
 ) -> Job:
     """The job for a call, from the ``model.generate`` keywords the provider builds for it.
 
@@ -271,4 +287,5 @@ def job_for(
         stream=stream,
         steps=timeout is not None and timeout.read is not None,
         deadline_at=deadline_at,
+        grammar=grammar,
     )

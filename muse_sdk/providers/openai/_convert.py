@@ -5,13 +5,25 @@ Shared by the sync and async paths, so both send the same JSON and read replies 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from muse_sdk.core.types import Choice, GenerationResult, StreamChunk, Timeout, Usage
+from muse_sdk.core.types import (
+    Choice,
+    GenerationResult,
+    Prompt,
+    StreamChunk,
+    Timeout,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from muse_sdk.errors import RefusalError
 from muse_sdk.providers.openai._errors import MalformedReplyError
 from muse_sdk.providers.openai._settings import Api, OpenAIOptions, OpenAISettings
+from muse_sdk.providers.openai._structured import Level, shape
 
 if TYPE_CHECKING:
     import openai
@@ -34,17 +46,28 @@ _PLAIN_OPTIONS = (
 
 
 def create_kwargs(
-    request: Request, model: str, api: Api, settings: OpenAISettings, *, stream: bool
+    request: Request,
+    model: str,
+    api: Api,
+    settings: OpenAISettings,
+    *,
+    stream: bool,
+    level: Level | None = None,
 ) -> dict[str, Any]:
-    """The keyword arguments of ``completions.create`` / ``chat.completions.create``."""
+    """The keyword arguments of ``completions.create`` / ``chat.completions.create``.
+
+    ``level`` is the response-format level of a call with a schema (see ``_structured``).
+    """
     kwargs: dict[str, Any] = {"model": model}
+    prompt, shaping = shape(request, api, level)
     if api == "chat":
-        kwargs["messages"] = _messages(request)
+        kwargs["messages"] = _messages(prompt)
     else:
-        kwargs["prompt"] = request.prompt
+        kwargs["prompt"] = prompt
     _add_params(kwargs, request, api, settings)
     assert isinstance(request.options, OpenAIOptions)
     _add_options(kwargs, request.options, api, settings)
+    kwargs.update(shaping)
     if stream:
         kwargs["stream"] = True
         if settings.stream_usage:
@@ -52,11 +75,10 @@ def create_kwargs(
     return kwargs
 
 
-def _messages(request: Request) -> list[dict[str, str]]:
-    prompt = request.prompt
+def _messages(prompt: Prompt) -> list[dict[str, Any]]:
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
-    return [{"role": m.role, "content": m.content} for m in prompt]
+    return [m.wire() for m in prompt]  # tool calls and tool results in OpenAI's shape
 
 
 def _add_params(
@@ -140,6 +162,53 @@ def _choice_text(choice: Any, api: Api) -> str:
     return text or ""
 
 
+def _refusal(choice: Any) -> str | None:
+    holder = getattr(choice, "message", None) or getattr(choice, "delta", None)
+    refusal = getattr(holder, "refusal", None)
+    return refusal if isinstance(refusal, str) and refusal else None
+
+
+def _wire_calls(choice: Any) -> list[tuple[int, str | None, str | None, str]]:
+    """A chat choice's tool calls (or pieces of them): ``(index, id, name, arguments)``."""
+    holder = getattr(choice, "message", None) or getattr(choice, "delta", None)
+    calls = getattr(holder, "tool_calls", None) or []
+    if not isinstance(calls, list):
+        raise MalformedReplyError(f"tool_calls is {type(calls).__name__}, not a list")
+    out = []
+    for position, call in enumerate(calls):
+        index = getattr(call, "index", None)
+        function = getattr(call, "function", None)
+        name = getattr(function, "name", None)
+        arguments = getattr(function, "arguments", None)
+        if arguments is not None and not isinstance(arguments, str):
+            arguments = json.dumps(arguments)  # a server that sends an object, not JSON text
+        call_id = getattr(call, "id", None)
+        out.append(
+            (
+                index if isinstance(index, int) else position,
+                call_id if isinstance(call_id, str) and call_id else None,
+                name if isinstance(name, str) and name else None,
+                arguments or "",
+            )
+        )
+    return out
+
+
+def _tool_calls(choice: Any) -> tuple[ToolCall, ...]:
+    calls = []
+    for index, call_id, name, arguments in _wire_calls(choice):
+        if name is None:
+            raise MalformedReplyError("a tool call without a function name")
+        # Arguments stay JSON text: the core validates them against the tool.
+        call = ToolCall.model_construct(
+            id=call_id or f"call_{index}",
+            name=name,
+            arguments=arguments,  # type: ignore[arg-type]
+        )
+        calls.append(call)
+    return tuple(calls)
+
+
 def _index(choice: Any) -> int:
     index = getattr(choice, "index", 0)
     if not isinstance(index, int):
@@ -162,15 +231,29 @@ def _usage(reply: object) -> Usage | None:
     )
 
 
-def to_result(reply: object, api: Api, model: str, provider: str) -> GenerationResult:
-    """A :class:`GenerationResult` from a ``Completion`` or ``ChatCompletion``."""
-    choices = sorted(
-        (
-            Choice(index=_index(c), text=_choice_text(c, api), finish_reason=_finish(c))
-            for c in _choices(reply)
-        ),
-        key=lambda c: c.index,
+def _choice(choice: Any, api: Api) -> Choice:
+    if api == "chat":
+        refusal = _refusal(choice)
+        if refusal is not None:
+            raise RefusalError(refusal, finish_reason=_finish(choice))
+    return Choice(
+        index=_index(choice),
+        text=_choice_text(choice, api),
+        finish_reason=_finish(choice),
+        tool_calls=_tool_calls(choice) if api == "chat" else (),
     )
+
+
+def to_result(reply: object, api: Api, model: str, provider: str) -> GenerationResult:
+    """A :class:`GenerationResult` from a ``Completion`` or ``ChatCompletion``.
+
+    Raises :class:`~muse_sdk.errors.RefusalError` when the model refused (``message.refusal``).
+    """
+    try:
+        choices = sorted((_choice(c, api) for c in _choices(reply)), key=lambda c: c.index)
+    except MalformedReplyError as exc:
+        exc.usage = _usage(reply)  # an unreadable reply may still have been billed
+        raise
     return GenerationResult(
         choices=tuple(choices),
         usage=_usage(reply) or Usage(),
@@ -188,6 +271,8 @@ class ChunkAssembler:
     event: the last one wins). So that the last chunk carries usage and still carries its
     finish reason, the latest chunk with a finish reason is held back until the next one.
     It also notes the reply's model and id, and which of the ``n`` choices have finished.
+    Tool-call pieces pass through as :class:`ToolCallDelta`s; a refusal (``delta.refusal``)
+    is gathered and raised as :class:`~muse_sdk.errors.RefusalError` when its choice ends.
     """
 
     def __init__(self, api: Api, n: int = 1) -> None:
@@ -198,6 +283,7 @@ class ChunkAssembler:
         self._finished: set[int] = set()
         self._held: StreamChunk | None = None
         self._usage: Usage | None = None
+        self._refusals: dict[int, str] = {}
 
     @property
     def complete(self) -> bool:
@@ -210,12 +296,14 @@ class ChunkAssembler:
         for choice in _choices(event):
             text = _choice_text(choice, self.api)
             finish = _finish(choice)
-            if not text and finish is None:
+            index = _index(choice)
+            deltas = self._chat_parts(choice, index, finish) if self.api == "chat" else ()
+            if not text and finish is None and not deltas:
                 continue  # e.g. chat's first delta, which carries only the role
             if self._held is not None:
                 out.append(self._held)
                 self._held = None
-            chunk = StreamChunk(text=text, index=_index(choice), finish_reason=finish)
+            chunk = StreamChunk(text=text, index=index, finish_reason=finish, tool_calls=deltas)
             if finish is None:
                 out.append(chunk)
             else:
@@ -226,8 +314,22 @@ class ChunkAssembler:
         self.id = self.id or _str_attr(event, "id")
         return out
 
+    def _chat_parts(self, choice: Any, index: int, finish: str | None) -> tuple[ToolCallDelta, ...]:
+        """A chat delta's tool-call pieces; a refusal is gathered, and raised at its end."""
+        refusal = _refusal(choice)
+        if refusal is not None:
+            self._refusals[index] = self._refusals.get(index, "") + refusal
+        if finish is not None and index in self._refusals:
+            raise RefusalError(self._refusals.pop(index), finish_reason=finish)
+        return tuple(
+            ToolCallDelta(index=i, id=call_id, name=name, arguments=arguments)
+            for i, call_id, name, arguments in _wire_calls(choice)
+        )
+
     def finish(self) -> list[StreamChunk]:
         """The held chunk, now carrying the usage, when the stream ends."""
+        if self._refusals:  # a refusal whose choice never got a finish reason
+            raise RefusalError(next(iter(self._refusals.values())))
         held, usage = self._held, self._usage
         self._held = self._usage = None
         if held is None:

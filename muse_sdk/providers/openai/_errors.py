@@ -76,6 +76,9 @@ _COMPLETION_TOKENS = re.compile(r"(\d+) in the completion|is too large: (\d+)")
 class MalformedReplyError(ValueError):
     """A 200 reply that is not the JSON shape of a completion."""
 
+    #: The reply's usage, when it had one: the request was billed all the same.
+    usage: Any = None
+
 
 class StalledStreamError(Exception):
     """A stream that sent no data event within ``read``, or outlived the call's ``total``."""
@@ -166,9 +169,11 @@ class ErrorMap:
             | pydantic.ValidationError
             | openai.APIResponseValidationError,
         ):
-            return self._error(
+            error = self._error(
                 ServerError, f"{self.endpoint} sent an unreadable reply ({exc})", "retried"
             )
+            error.usage = getattr(exc, "usage", None)
+            return error
         if isinstance(exc, openai.APIError):
             return self._error(
                 ServerError, f"{self.endpoint} reported an error: {exc.message}", "retried"

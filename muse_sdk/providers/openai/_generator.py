@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from muse_sdk.core.generator import Generator, Request
+from muse_sdk.core.settings import CallOptions
 from muse_sdk.core.streaming import note_reply
-from muse_sdk.core.types import GenerationResult, StreamChunk
-from muse_sdk.errors import UnsupportedParameterError
+from muse_sdk.core.types import GenerationParams, GenerationResult, Prompt, StreamChunk
+from muse_sdk.errors import BadRequestError, UnsupportedParameterError
 from muse_sdk.providers.openai._clients import LoopClients
 from muse_sdk.providers.openai._convert import ChunkAssembler, create_kwargs, to_result
 from muse_sdk.providers.openai._errors import ErrorMap
@@ -23,9 +24,12 @@ from muse_sdk.providers.openai._settings import (
     pick_api,
 )
 from muse_sdk.providers.openai._sse import drain_after_done, guard
+from muse_sdk.providers.openai._structured import Ladder, for_openai
 
 if TYPE_CHECKING:
     import openai
+
+    from muse_sdk.structured import Structure
 
 __all__ = ["OpenAIGenerator"]
 
@@ -40,12 +44,16 @@ class OpenAIGenerator(Generator):
 
     One sync and one async client per generator, created on first use and reused (keep-alive);
     their own retries are off, so :class:`~muse_sdk.retry.RetryPolicy` is the only retrier.
+
+    A ``schema`` goes as ``response_format`` (stepping down to JSON mode or a prompt instruction
+    where a server refuses it), ``tools`` natively; ``_structured`` explains the details.
     """
 
     provider = "openai"
     Settings = OpenAISettings
     Options = OpenAIOptions
     settings: OpenAISettings
+    structured = True
 
     def __init__(self, model: str, settings: OpenAISettings | None = None, **kwargs: Any) -> None:
         super().__init__(model, settings, **kwargs)
@@ -110,8 +118,29 @@ class OpenAIGenerator(Generator):
 
     # --- requests --------------------------------------------------------------------------
 
+    def _request_for(
+        self,
+        prompt: Prompt,
+        params: GenerationParams,
+        options: CallOptions,
+        structure: Structure | None = None,
+    ) -> Request:
+        # Validation must drop the nulls strict mode makes optional properties send.
+        return super()._request_for(prompt, params, options, for_openai(structure))
+
     def _check_request(self, request: Request) -> None:
         super()._check_request(request)
+        structure = request.structure
+        if structure is not None and structure.output is not None:
+            assert isinstance(request.options, OpenAIOptions)
+            if request.options.response_format is not None:
+                kind = structure.output.kind
+                raise UnsupportedParameterError(
+                    self.provider,
+                    "response_format",
+                    f"pass {'schema' if kind == 'json' else kind}=... or response_format=..., "
+                    "not both",
+                )
         params = request.params
         for name in sorted(PASSTHROUGH_ONLY):
             if getattr(params, name) is not None:
@@ -135,8 +164,10 @@ class OpenAIGenerator(Generator):
                     self.provider, name, f"not available on the {self.api} API (api={self.api!r})"
                 )
 
-    def _kwargs(self, request: Request, *, stream: bool) -> dict[str, Any]:
-        kwargs = create_kwargs(request, self.model, self.api, self.settings, stream=stream)
+    def _kwargs(self, request: Request, ladder: Ladder, *, stream: bool) -> dict[str, Any]:
+        kwargs = create_kwargs(
+            request, self.model, self.api, self.settings, stream=stream, level=ladder.level
+        )
         if self._keyless:
             import openai
 
@@ -152,21 +183,54 @@ class OpenAIGenerator(Generator):
     def _result(self, reply: object) -> GenerationResult:
         return to_result(reply, self.api, self.model, self.provider)
 
+    def _ladder(self, request: Request) -> Ladder:
+        base_url = self.settings.base_url or DEFAULT_BASE_URL
+        return Ladder.plan(request, self.api, base_url, self.model)
+
+    def _create(self, request: Request, *, stream: bool) -> Any:
+        """Send ``request``, stepping down the response-format levels while they are refused."""
+        ladder = self._ladder(request)
+        while True:
+            kwargs = self._kwargs(request, ladder, stream=stream)
+            try:
+                with self._errors(request.params.max_tokens):
+                    reply = self._endpoint(self._client()).create(**kwargs)
+            except BadRequestError as exc:
+                if ladder.step_down(exc):
+                    continue
+                raise
+            ladder.worked()
+            return reply
+
+    async def _acreate(self, request: Request, *, stream: bool) -> Any:
+        """Async twin of :meth:`_create`."""
+        ladder = self._ladder(request)
+        while True:
+            kwargs = self._kwargs(request, ladder, stream=stream)
+            try:
+                with self._errors(request.params.max_tokens):
+                    reply = await self._endpoint(self._aclient()).create(**kwargs)
+            except BadRequestError as exc:
+                if ladder.step_down(exc):
+                    continue
+                raise
+            ladder.worked()
+            return reply
+
     def _generate(self, request: Request) -> GenerationResult:
-        kwargs = self._kwargs(request, stream=False)
+        reply = self._create(request, stream=False)
         with self._errors(request.params.max_tokens):
-            return self._result(self._endpoint(self._client()).create(**kwargs))
+            return self._result(reply)
 
     async def _agenerate(self, request: Request) -> GenerationResult:
-        kwargs = self._kwargs(request, stream=False)
+        reply = await self._acreate(request, stream=False)
         with self._errors(request.params.max_tokens):
-            return self._result(await self._endpoint(self._aclient()).create(**kwargs))
+            return self._result(reply)
 
     def _stream(self, request: Request) -> Iterator[StreamChunk]:
-        kwargs = self._kwargs(request, stream=True)
         assembler = ChunkAssembler(self.api, request.params.n)
+        events = cast("openai.Stream[Any]", self._create(request, stream=True))
         with self._errors(request.params.max_tokens):
-            events = cast("openai.Stream[Any]", self._endpoint(self._client()).create(**kwargs))
             decoder = guard(events, request)
             drain_after_done(events.response)
             try:
@@ -179,11 +243,9 @@ class OpenAIGenerator(Generator):
                 events.close()
 
     async def _astream(self, request: Request) -> AsyncIterator[StreamChunk]:
-        kwargs = self._kwargs(request, stream=True)
         assembler = ChunkAssembler(self.api, request.params.n)
+        events = cast("openai.AsyncStream[Any]", await self._acreate(request, stream=True))
         with self._errors(request.params.max_tokens):
-            endpoint = self._endpoint(self._aclient())
-            events = cast("openai.AsyncStream[Any]", await endpoint.create(**kwargs))
             decoder = guard(events, request)
             try:
                 async for event in events:
