@@ -41,15 +41,20 @@ def scope_for(gen: Generator, request: Request, *, stream: bool) -> Scope | None
     if not gen.observed:
         return None
     features = gen.features
-    hooks = features.hooks + global_hooks() if global_hooks() else features.hooks
+    extra = global_hooks()
+    hooks = features.hooks + extra if extra else features.hooks
     cache = features.cache if request.cache is None else request.cache
     if cache is False:  # cache=False on the call
         cache = None
-    span_tracer = tracer() if features.tracing_on else None
-    log = features.logging_on
-    if not (hooks or cache is not None or span_tracer or log or features.limiter is not None):
-        return None
-    return Scope(gen, request, stream, hooks, cache, span_tracer, log)
+    # The cheapest checks first: most calls have no feature on, and end here.
+    span_tracer = tracer()
+    if span_tracer is not None and not features.tracing_on:
+        span_tracer = None
+    if hooks or cache is not None or span_tracer is not None or features.limiter is not None:
+        return Scope(gen, request, stream, hooks, cache, span_tracer, features.logging_on)
+    if features.logging_on:
+        return Scope(gen, request, stream, hooks, cache, None, True)
+    return None
 
 
 class Scope:
