@@ -127,7 +127,14 @@ class FallbackGenerator(Generator):
         if position == 0 and isinstance(options, _ChainOptions):
             params, primary_options = options.primary
             prompt = self.generators[0]._prompt_for(request.prompt, request.structure)
-            return Request(prompt, params, primary_options, request.deadline_at, request.structure)
+            return Request(
+                prompt,
+                params,
+                primary_options,
+                request.deadline_at,
+                request.structure,
+                request.cache,
+            )
         return self.generators[position].rebase(request, own)
 
     def _members(

@@ -16,6 +16,8 @@ from muse_sdk.retry import RetryPolicy, RetrySettings
 __all__ = ["build", "load"]
 
 _NO_FEATURES = FeatureSettings()
+#: Feature overrides of ``muse.load`` that the fallbacks get too (rate limits stay per profile).
+_CHAIN_FEATURES = ("hooks", "tracing", "trace_content", "log", "cache", "cache_sampled")
 ConfigInput = Config | Mapping[str, Any] | str | os.PathLike[str] | None
 
 
@@ -31,8 +33,10 @@ def load(
 
     ``overrides`` replace profile keys: provider settings (``base_url``, ``api_key``, ``device``),
     default parameters (``temperature``, ``max_tokens``, ``timeout``), ``retry`` (a table, a
-    max-attempts count or a :class:`RetryPolicy`) and ``fallbacks`` (profile names,
-    ``"provider:model"`` strings or ready generators, tried in order when the primary is down).
+    max-attempts count or a :class:`RetryPolicy`), ``fallbacks`` (profile names,
+    ``"provider:model"`` strings or ready generators, tried in order when the primary is down)
+    and features (``hooks``, ``cache``, ``rpm``, ``tpm``, ``log``, ``tracing``; all but the rate
+    limits apply to the fallbacks named here too).
     """
     cfg = Config.coerce(config)
     fallbacks = overrides.pop("fallbacks", None)
@@ -44,7 +48,11 @@ def load(
         return primary
     from muse_sdk.fallback import FallbackGenerator
 
-    members = [m if isinstance(m, Generator) else _load_one(cfg, m, None, {})[0] for m in chain]
+    # Hooks, tracing, the log and the cache given here watch the whole chain, not just its head.
+    shared = {k: v for k, v in overrides.items() if k in _CHAIN_FEATURES}
+    members = [
+        m if isinstance(m, Generator) else _load_one(cfg, m, None, shared)[0] for m in chain
+    ]
     return FallbackGenerator([primary, *members])
 
 

@@ -217,13 +217,13 @@ class Generator:
         """Another generator's ``request`` for this one: its parameters over these defaults.
 
         ``options`` are this provider's own options, validated here. The deadline is kept, so
-        the members of a fallback chain share one total budget.
+        the members of a fallback chain share one total budget, and so is the call's ``cache=``.
         """
         given = request.params.model_dump(exclude_unset=True)
         params = GenerationParams.build(self.defaults, **given) if given else self.defaults
         own = self._options(dict(options or {}))
         rebased = self._request_for(request.prompt, params, own, request.structure)
-        return dataclasses.replace(rebased, deadline_at=request.deadline_at)
+        return dataclasses.replace(rebased, deadline_at=request.deadline_at, cache=request.cache)
 
     # --- public API ------------------------------------------------------------------------
 

@@ -190,3 +190,14 @@ def test_bad_cache_values_are_errors() -> None:
         fake(cache="redis://nope")
     with pytest.raises(muse.InvalidParameterError):
         fake().generate("hi", cache=42)
+
+
+def test_a_per_call_cache_reaches_the_members_of_a_fallback_chain() -> None:
+    store = MemoryCache()
+    down = fake(failures=["server"] * 10, retry={"max_attempts": 1})
+    up = fake(responses=["from the fallback"])
+    chain = muse.FallbackGenerator([down, up])
+    first = chain.generate("hi", cache=store, **GREEDY)
+    again = chain.generate("hi", cache=store, **GREEDY)
+    assert (first.cached, again.cached) == (False, True)
+    assert again.text == "from the fallback" and up.calls == 1

@@ -181,3 +181,22 @@ def test_profile_hooks_are_import_strings() -> None:
     config["profiles"]["watched"]["hooks"] = ["no_such_module:hook"]
     with pytest.raises(muse.InvalidConfigError, match="cannot import hook"):
         muse.load(profile="watched", config=config)
+
+
+def test_hooks_given_to_load_watch_the_fallbacks_too(recorder: Recorder) -> None:
+    config = {
+        "profiles": {
+            "down": {
+                "provider": "fake",
+                "model": "script",
+                "responses": ["x"],
+                "failures": ["server"],
+                "retry": {"max_attempts": 1},
+            },
+            "up": {"provider": "fake", "model": "echo"},
+        }
+    }
+    chain = muse.load(profile="down", config=config, fallbacks=["up"], hooks=[recorder])
+    chain.generate("hi")
+    started = [e for e in recorder.events if isinstance(e, RequestStarted)]
+    assert [e.model for e in started] == ["script", "echo"]
