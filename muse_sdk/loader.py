@@ -50,9 +50,7 @@ def load(
 
     # Hooks, tracing, the log and the cache given here watch the whole chain, not just its head.
     shared = {k: v for k, v in overrides.items() if k in _CHAIN_FEATURES}
-    members = [
-        m if isinstance(m, Generator) else _load_one(cfg, m, None, shared)[0] for m in chain
-    ]
+    members = [m if isinstance(m, Generator) else _load_one(cfg, m, None, shared)[0] for m in chain]
     return FallbackGenerator([primary, *members])
 
 

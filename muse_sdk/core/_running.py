@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from muse_sdk.core.calls import Scope, scope_for
 from muse_sdk.core.types import Bill, GenerationResult
 from muse_sdk.errors import RefusalError, StructuredOutputError
-from muse_sdk.structured import finish, repair_prompt
 
 if TYPE_CHECKING:
     from muse_sdk.cache._flights import Flights
@@ -76,6 +75,8 @@ def _settled(gen: Generator, request: Request, scope: Scope | None) -> Generatio
     structure = request.structure
     if structure is None:
         return result
+    from muse_sdk.structured import finish, repair_prompt
+
     for repairs_left in range(structure.repair_attempts, -1, -1):
         try:
             return finish(result, structure)
@@ -91,6 +92,8 @@ async def _asettled(gen: Generator, request: Request, scope: Scope | None) -> Ge
     structure = request.structure
     if structure is None:
         return result
+    from muse_sdk.structured import finish, repair_prompt
+
     for repairs_left in range(structure.repair_attempts, -1, -1):
         try:
             return finish(result, structure)

@@ -19,7 +19,6 @@ from muse_sdk.errors import (
     RefusalError,
     StructuredOutputError,
 )
-from muse_sdk.structured import Structure, finish, per_row
 
 if TYPE_CHECKING:
     from muse_sdk.core.generator import Generator, Request
@@ -120,12 +119,17 @@ def _plan(
     if isinstance(prompts, str | bytes):
         raise InvalidParameterError("prompts", "batch() takes a list of prompts, not one string")
     common, options, shaping = params
-    rows = per_row(shaping, len(prompts)) if shaping else [{}] * len(prompts)
+    if shaping:
+        from muse_sdk.structured import Structure, per_row
+
+        rows = per_row(shaping, len(prompts))
+    else:
+        rows = [{}] * len(prompts)
     items: list[BatchItem | None] = [None] * len(prompts)
     requests: _Unit = []
     for index, (prompt, row) in enumerate(zip(prompts, rows, strict=True)):
         try:
-            structure = Structure.build(row) if row else None
+            structure = Structure.build(row) if row else None  # row: only with shaping
             request = gen._request_for(normalize_prompt(prompt), common, options, structure)
             requests.append((index, request))
         except MuseError as exc:
@@ -163,6 +167,8 @@ def _settled(gen: Generator, request: Request, index: int, result: GenerationRes
     """A native batch row checked against its structure (and repaired alone if it fails)."""
     if request.structure is None:
         return index, result
+    from muse_sdk.structured import finish
+
     try:
         return index, finish(result, request.structure)
     except StructuredOutputError as exc:

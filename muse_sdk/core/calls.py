@@ -15,20 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from muse_sdk.core.types import GenerationResult, StreamChunk
-from muse_sdk.hooks import (
-    AttemptFailed,
-    Event,
-    RequestFailed,
-    RequestStarted,
-    ResponseReceived,
-    StreamChunkReceived,
-    dispatch,
-    global_hooks,
-)
-from muse_sdk.hooks._otel import CallSpan, tracer
+from muse_sdk.hooks._dispatch import dispatch, global_hooks
+from muse_sdk.hooks._otel import tracer
 
 if TYPE_CHECKING:
     from muse_sdk.core.generator import Generator, Request
+    from muse_sdk.hooks._events import Event
+    from muse_sdk.hooks._otel import CallSpan
 
 __all__ = ["Scope", "scope_for"]
 
@@ -84,20 +77,21 @@ class Scope:
         self._permits: list[Any] = []
         operation = "text_completion" if isinstance(request.prompt, str) else "chat"
         self._emit(
-            RequestStarted(
-                self.call_id,
-                gen.name,
-                gen.provider,
-                gen.model,
-                operation,
-                request.prompt,
-                request.params,
-                stream,
-                self.started_at,
-            )
+            "RequestStarted",
+            self.call_id,
+            gen.name,
+            gen.provider,
+            gen.model,
+            operation,
+            request.prompt,
+            request.params,
+            stream,
+            self.started_at,
         )
         if span_tracer is not None:
             content = gen.features.trace_content
+            from muse_sdk.hooks._otel import CallSpan
+
             self._span = CallSpan(
                 span_tracer,
                 operation=operation,
@@ -107,8 +101,12 @@ class Scope:
                 prompt=_prompt_text(request) if content else None,
             )
 
-    def _emit(self, event: Event) -> None:
+    def _emit(self, kind: str, *fields: Any) -> None:
+        """Tell the hooks (the event is only built when there are some)."""
         if self.hooks:
+            from muse_sdk.hooks import _events
+
+            event: Event = getattr(_events, kind)(*fields)
             dispatch(event, self.hooks)
 
     # --- attempts ----------------------------------------------------------------------------
@@ -151,11 +149,11 @@ class Scope:
         """An attempt failed and another follows after ``wait_s``."""
         if self._span is not None:
             self._span.attempt_ended(error)
-        self._emit(AttemptFailed(self.call_id, self._attempts, error, wait_s))
+        self._emit("AttemptFailed", self.call_id, self._attempts, error, wait_s)
 
     def chunk(self, chunk: StreamChunk) -> None:
         """A streamed chunk reached the caller."""
-        self._emit(StreamChunkReceived(self.call_id, chunk))
+        self._emit("StreamChunkReceived", self.call_id, chunk)
 
     # --- the end -----------------------------------------------------------------------------
 
@@ -166,7 +164,7 @@ class Scope:
             self._permits[-1].settle(result.usage.total_tokens)
         if self._span is not None:
             self._span.succeeded(result, self.gen.features.trace_content)
-        self._emit(ResponseReceived(self.call_id, result, latency))
+        self._emit("ResponseReceived", self.call_id, result, latency)
         if self.log:
             self._record(result, None, latency)
 
@@ -184,9 +182,9 @@ class Scope:
         latency = time.perf_counter() - self._start
         if self._span is not None:
             self._span.failed(error)
-        self._emit(AttemptFailed(self.call_id, max(self._attempts, 1), error, None))
+        self._emit("AttemptFailed", self.call_id, max(self._attempts, 1), error, None)
         attempts = getattr(error, "attempts", max(self._attempts, 1))
-        self._emit(RequestFailed(self.call_id, error, latency, attempts))
+        self._emit("RequestFailed", self.call_id, error, latency, attempts)
         if self.log:
             self._record(None, error, latency)
 

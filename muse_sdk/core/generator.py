@@ -23,7 +23,7 @@ import functools
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import ValidationError
 
@@ -46,7 +46,10 @@ from muse_sdk.errors import (
     did_you_mean,
 )
 from muse_sdk.retry import RetryPolicy
-from muse_sdk.structured import PARAMS, Structure, with_instruction
+from muse_sdk.structured._names import PARAMS
+
+if TYPE_CHECKING:
+    from muse_sdk.structured import Structure
 
 __all__ = ["Generator", "Request"]
 
@@ -167,7 +170,7 @@ class Generator:
         """Validate a prompt and keyword parameters into a :class:`Request`."""
         shaping, params = _shaping(params)
         cache = shaping.pop("cache", None)
-        structure = Structure.build(shaping) if shaping else None
+        structure = _structure(shaping) if shaping else None
         request = self._request_for(
             normalize_prompt(prompt), *self._split_params(params), structure
         )
@@ -211,6 +214,8 @@ class Generator:
         """The prompt this provider gets: with an instruction when it cannot be constrained."""
         if structure is None or self.structured:
             return prompt
+        from muse_sdk.structured import with_instruction
+
         return with_instruction(prompt, structure)
 
     def rebase(self, request: Request, options: Mapping[str, Any] | None = None) -> Request:
@@ -361,6 +366,13 @@ def _shaping(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         return {}, params
     shaping = {name: value for name, value in params.items() if name in _CALL_PARAMS}
     return shaping, {name: value for name, value in params.items() if name not in _CALL_PARAMS}
+
+
+def _structure(shaping: dict[str, Any]) -> Structure | None:
+    """The call's structure, from its ``schema``/``regex``/``choices``/``tools``/... values."""
+    from muse_sdk.structured import Structure
+
+    return Structure.build(shaping)
 
 
 def _call_cache(value: Any) -> Any:

@@ -7,16 +7,17 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from muse_sdk.hooks._events import Event
+if TYPE_CHECKING:
+    from muse_sdk.hooks._events import Event
 
 __all__ = ["Hook", "add_hook", "dispatch", "global_hooks", "remove_hook"]
 
 logger = logging.getLogger("muse_sdk.hooks")
 
 #: A hook takes an event; it may be ``async`` (awaited on the caller's loop, or run to the end).
-Hook: TypeAlias = Callable[[Event], Awaitable[None] | None]
+Hook: TypeAlias = "Callable[[Event], Awaitable[None] | None]"
 
 _GLOBAL: tuple[Hook, ...] = ()
 _LOCK = threading.Lock()

@@ -12,15 +12,17 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from muse_sdk._redact import Redactor
-
 if TYPE_CHECKING:
     from muse_sdk.core.types import GenerationParams, GenerationResult
 
 __all__ = ["CallSpan", "tracer"]
 
-#: Key-shaped strings never reach a span, even from a prompt the user opted to record.
-redact = Redactor()
+
+def _redact(text: str) -> str:
+    """Key-shaped strings never reach a span, even from a prompt the user opted to record."""
+    from muse_sdk._redact import Redactor
+
+    return Redactor()(text)
 
 
 def tracer() -> Any | None:
@@ -65,7 +67,7 @@ class CallSpan:
             f"{operation} {model}", kind=trace.SpanKind.CLIENT, attributes=attributes
         )
         if prompt is not None:
-            self.span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": redact(prompt)})
+            self.span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": _redact(prompt)})
         self._attempt: Any = None
         self._ended = False
 
@@ -106,7 +108,7 @@ class CallSpan:
         if cost is not None:
             span.set_attribute("muse.cost_usd", cost)
         if completion:
-            span.add_event("gen_ai.content.completion", {"gen_ai.completion": redact(result.text)})
+            span.add_event("gen_ai.content.completion", {"gen_ai.completion": _redact(result.text)})
         self._end()
 
     def abandoned(self) -> None:
@@ -132,7 +134,7 @@ class CallSpan:
 
 def _mark_failed(trace: Any, span: Any, error: BaseException) -> None:
     span.set_attribute("error.type", type(error).__name__)
-    span.set_status(trace.Status(trace.StatusCode.ERROR, redact(str(error))[:500]))
+    span.set_status(trace.Status(trace.StatusCode.ERROR, _redact(str(error))[:500]))
 
 
 def _request_attributes(params: GenerationParams) -> Sequence[tuple[str, Any]]:

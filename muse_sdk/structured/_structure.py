@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from muse_sdk.errors import InvalidParameterError
+from muse_sdk.structured._names import PARAMS
 from muse_sdk.structured._spec import OutputSpec, fingerprint
 from muse_sdk.structured._tools import Tool, as_tools
 
 __all__ = ["PARAMS", "Structure", "per_row"]
 
-#: The call parameters a :class:`Structure` is built from.
-PARAMS = frozenset({"schema", "regex", "choices", "tools", "tool_choice", "repair_attempts"})
 _MODES = ("auto", "required", "none")
 
 
