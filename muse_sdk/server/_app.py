@@ -13,7 +13,7 @@ import contextlib
 import hmac
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,11 +22,13 @@ from starlette.routing import Route
 
 from muse_sdk.core.generator import Generator
 from muse_sdk.core.generator import Request as MuseRequest
+from muse_sdk.core.streaming import AsyncStream
 from muse_sdk.core.types import GenerationResult, StreamChunk, Usage
+from muse_sdk.errors import StructuredOutputError
 from muse_sdk.server._errors import ApiError, from_exception, logger
 from muse_sdk.server._limits import Admission, read_json
 from muse_sdk.server._models import Loader, ModelTable, ServedModel
-from muse_sdk.server._replies import DONE, Endpoint, Replier, sse
+from muse_sdk.server._replies import DONE, Endpoint, Held, Replier, sse
 from muse_sdk.server._requests import Call, parse_chat, parse_completion
 from muse_sdk.server._settings import ServeSettings
 from muse_sdk.server._streams import ClientDisconnectedError, EventStream, merged, until_disconnect
@@ -176,6 +178,8 @@ class _Server:
             logger.info("request %s: the client disconnected; its work was cancelled", request_id)
             return Response(status_code=499)
         except Exception as exc:
+            if _cut(exc, call):
+                return JSONResponse(replier.cut(exc), headers=headers)
             return _error_response(
                 from_exception(exc, request_id, prompt_param=prompt_param), request_id
             )
@@ -205,7 +209,8 @@ class _Server:
         """Start the stream; an error before its first chunk is an HTTP error reply."""
         request_id = headers["x-request-id"]
         weight = len(call.requests)
-        chunks = merged([served.generator.arun_stream(r) for r in call.requests])
+        streams = [served.generator.arun_stream(r) for r in call.requests]
+        chunks = merged(streams)
 
         async def release() -> None:
             self.admission.leave(weight)
@@ -220,19 +225,22 @@ class _Server:
             return _error_response(
                 from_exception(exc, request_id, prompt_param=prompt_param), request_id
             )
-        events = _events(first, chunks, call, replier, request_id)
+        events = _events(first, chunks, streams, call, replier, request_id)
         return EventStream(events, headers, on_close=release)
 
 
 async def _events(
     first: tuple[int, StreamChunk] | None,
     chunks: AsyncIterator[tuple[int, StreamChunk]],
+    streams: Sequence[AsyncStream],
     call: Call,
     replier: Replier,
     request_id: str,
 ) -> AsyncIterator[bytes]:
     """The SSE bytes of a started stream: chunks, then usage (if asked), then ``[DONE]``."""
     usage = Usage()
+    held = _held(call, replier)
+    out: Replier | Held = held or replier
     opening = replier.opening(len(call.requests) * call.n)
     if opening:
         yield opening
@@ -241,22 +249,46 @@ async def _events(
         while item is not None:
             k, chunk = item
             index = k * call.n + chunk.index
-            if chunk.text:
-                yield replier.text(index, chunk.text)
-            if chunk.finish_reason is not None:
-                yield replier.finish(index, chunk.finish_reason)
+            if chunk.text and (event := out.text(index, chunk.text)):
+                yield event
+            if chunk.finish_reason is not None and (
+                event := out.finish(index, chunk.finish_reason)
+            ):
+                yield event
             if chunk.usage is not None:
                 usage += chunk.usage
             item = await anext(chunks, None)
+        if held is not None:  # the streams have ended: their results are validated
+            yield held.ended([stream.result for stream in streams], call.n)
     except Exception as exc:
-        error = from_exception(exc, request_id, prompt_param=_PROMPT_PARAM[replier.endpoint])
-        yield sse(error.body()) + b"\n\n"
-        return
+        if held is not None and _cut(exc, call):
+            yield held.cut()  # as OpenAI: a cut reply just ends with "length"
+        else:
+            error = from_exception(exc, request_id, prompt_param=_PROMPT_PARAM[replier.endpoint])
+            yield sse(error.body()) + b"\n\n"
+            return
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
     if call.include_usage:
         yield replier.usage(usage)
     yield DONE
+
+
+def _held(call: Call, replier: Replier) -> Held | None:
+    """What holds back a structured stream's finishes (and tool calls); ``None`` if plain."""
+    structures = [r.structure for r in call.requests if r.structure is not None]
+    if not structures:
+        return None
+    return Held(replier, tools=any(s.calls_tools for s in structures))
+
+
+def _cut(exc: Exception, call: Call) -> TypeGuard[StructuredOutputError]:
+    """A one-choice call whose structured reply ``max_tokens`` cut: answered, not an error.
+
+    With more choices the others' results are lost with the error, so it stays one (a 400).
+    """
+    one = len(call.requests) * call.n == 1
+    return one and isinstance(exc, StructuredOutputError) and exc.finish_reason == "length"
 
 
 async def _run_all(generator: Generator, requests: Sequence[MuseRequest]) -> list[GenerationResult]:

@@ -75,6 +75,8 @@ def from_exception(exc: BaseException, request_id: str, *, prompt_param: str) ->
         return exc
     if isinstance(exc, e.InputError):
         return _input_error(exc, prompt_param)
+    if isinstance(exc, e.StructuredOutputError):
+        return _structured_error(exc)
     if isinstance(exc, e.ProviderError):
         return _provider_error(exc)
     if isinstance(exc, e.BackendUnavailableError):
@@ -96,6 +98,10 @@ def _input_error(exc: e.InputError, prompt_param: str) -> ApiError:
     if isinstance(exc, e.ContextLengthExceededError):
         return ApiError(400, str(exc), param=prompt_param, code="context_length_exceeded")
     if isinstance(exc, e.InvalidParameterError):
+        if exc.field == "schema":  # muse's name for what the client sent as response_format
+            detail = str(exc).removeprefix("invalid parameter 'schema': ")
+            message = f"invalid response_format: its schema is {detail}"
+            return ApiError(400, message, param="response_format", code="invalid_parameter")
         return ApiError(400, str(exc), param=exc.field, code="invalid_parameter")
     if isinstance(exc, e.UnsupportedParameterError):
         if exc.parameter == "chat messages":
@@ -109,6 +115,28 @@ def _input_error(exc: e.InputError, prompt_param: str) -> ApiError:
             )
         return ApiError(400, str(exc), param=exc.parameter, code="unsupported_parameter")
     return ApiError(400, str(exc), param=prompt_param, code="invalid_prompt")
+
+
+def _structured_error(exc: e.StructuredOutputError) -> ApiError:
+    """A reply that is not what ``response_format`` or ``tools`` asked for.
+
+    A reply cut by ``max_tokens`` is the request's limit (a 400 naming it: retrying unchanged
+    would not help, and OpenAI clients retry 5xx); any other invalid reply is the model's
+    failure, a 500 that a retry may fix (sampling differs).
+    """
+    if exc.finish_reason == "length":
+        return ApiError(
+            400,
+            "a reply was cut by max_tokens before its JSON or tool call was complete; raise "
+            "max_tokens (with n > 1 or several prompts, one cut reply fails the whole request)",
+            param="max_tokens",
+            code="output_truncated",
+        )
+    return ApiError(
+        500,
+        f"the model's reply is not valid for the request's response_format or tools: {exc}",
+        code="invalid_model_output",
+    )
 
 
 def _provider_error(exc: e.ProviderError) -> ApiError:

@@ -6,6 +6,10 @@ not do: a neutral value is accepted and ignored, a field the served generator's 
 declare is passed through to it (an OpenAI-backed profile takes ``presence_penalty``), and an
 unknown field is ignored and named in the ``x-muse-ignored-fields`` reply header.
 Value checks (ranges, types) are the generator's, so the errors match the SDK's.
+
+``response_format``, ``tools`` and ``tool_choice`` become muse's ``schema=``, ``tools=`` and
+``tool_choice=`` (constrained decoding on a local model), except that a generator declaring
+``response_format`` itself (the OpenAI gateway) gets that field as it came.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import ValidationError
 
 from muse_sdk.core.generator import Generator, Request
 from muse_sdk.core.types import Message
@@ -54,10 +60,10 @@ _UNSUPPORTED_HINT = {
     "echo": "muse serve does not echo the prompt",
     "best_of": "use n and pick on the client",
     "suffix": "muse serve does not insert text (fill-in-the-middle)",
-    "tools": "tool calls are not supported by muse serve yet",
-    "functions": "tool calls are not supported by muse serve yet",
-    "tool_choice": "tool calls are not supported by muse serve yet",
-    "function_call": "tool calls are not supported by muse serve yet",
+    "tools": "tools are for /v1/chat/completions",
+    "tool_choice": "tools are for /v1/chat/completions",
+    "functions": "the legacy functions API is not served: send tools and tool_choice",
+    "function_call": "the legacy functions API is not served: send tools and tool_choice",
 }
 #: Fields every request may carry that need no handling here.
 _KNOWN = {
@@ -87,7 +93,7 @@ class Call:
 def parse_completion(body: Mapping[str, Any], generator: Generator) -> Call:
     """Read a ``/v1/completions`` body into muse requests for ``generator``."""
     prompts = _prompts(body.get("prompt"))
-    return _call(body, generator, prompts, dict(body))
+    return _call(body, generator, prompts, dict(body), tools=False)
 
 
 def parse_chat(body: Mapping[str, Any], generator: Generator) -> Call:
@@ -95,7 +101,7 @@ def parse_chat(body: Mapping[str, Any], generator: Generator) -> Call:
     values = dict(body)
     if values.get("max_completion_tokens") is not None:  # the newer name wins
         values["max_tokens"] = values["max_completion_tokens"]
-    return _call(body, generator, [_messages(body.get("messages"))], values)
+    return _call(body, generator, [_messages(body.get("messages"))], values, tools=True)
 
 
 def _call(
@@ -103,9 +109,13 @@ def _call(
     generator: Generator,
     prompts: list[str] | list[tuple[Message, ...]],
     values: dict[str, Any],
+    *,
+    tools: bool,
 ) -> Call:
     params = {k: values[k] for k in _COMMON if values.get(k) is not None}
-    params.update(_passthrough(values, generator))
+    shaping = _shaping(values, generator, tools=tools)
+    params.update(_passthrough({k: v for k, v in values.items() if k not in shaping}, generator))
+    params.update({_SDK_NAME.get(k, k): v for k, v in shaping.items() if v is not None})
     stream = _flag(values, "stream")
     options = values.get("stream_options")
     if options is not None and not isinstance(options, Mapping):
@@ -146,6 +156,62 @@ def _passthrough(values: Mapping[str, Any], generator: Generator) -> dict[str, A
     return passed
 
 
+def _shaping(values: Mapping[str, Any], generator: Generator, *, tools: bool) -> dict[str, Any]:
+    """The OpenAI fields that become muse's ``schema``/``tools``/``tool_choice``, with values.
+
+    Fields left out here go through :func:`_passthrough` as before: ``response_format`` for a
+    generator that declares it itself, ``tools`` on ``/v1/completions``, and neutral values.
+    """
+    shaping: dict[str, Any] = {}
+    if "response_format" not in generator.Options.model_fields:
+        schema = _schema(values.get("response_format"))
+        if schema is not None:
+            shaping["response_format"] = schema
+    offered = values.get("tools")
+    choice = values.get("tool_choice")
+    if tools and (offered or not _is_neutral(choice, (None, *_NEUTRAL["tool_choice"]))):
+        if offered is not None and not isinstance(offered, list):
+            raise ApiError(400, "tools must be a list of tool objects", param="tools")
+        shaping["tools"] = offered or None
+        shaping["tool_choice"] = choice
+    return shaping
+
+
+#: muse's name for an OpenAI field (a bad schema's error is renamed back in ``_errors``).
+_SDK_NAME = {"response_format": "schema"}
+
+
+def _schema(response_format: object) -> dict[str, Any] | None:
+    """The JSON Schema a ``response_format`` asks for (``None``: plain text)."""
+    if response_format is None:
+        return None
+    kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind == "json_schema":
+        assert isinstance(response_format, Mapping)
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        if not isinstance(schema, Mapping):
+            raise ApiError(
+                400,
+                "response_format of type 'json_schema' needs a 'json_schema' object with a "
+                "'schema' (a JSON Schema object)",
+                param="response_format",
+                code="invalid_parameter",
+            )
+        return dict(schema)
+    raise ApiError(
+        400,
+        "response_format must be an object whose 'type' is 'text', 'json_object' or "
+        f"'json_schema', got {response_format!r}",
+        param="response_format",
+        code="invalid_parameter",
+    )
+
+
 def _is_neutral(value: object, neutral: tuple[Any, ...]) -> bool:
     """``value`` equals a neutral value (``False`` is not ``0`` here)."""
     return any(value == v and isinstance(value, bool) == isinstance(v, bool) for v in neutral)
@@ -175,16 +241,29 @@ def _messages(messages: object) -> tuple[Message, ...]:
             raise ApiError(
                 400, "each message needs a 'role' and a 'content'", param=f"messages[{i}]"
             )
-        content = _content(message.get("content"), i)
-        try:
-            parsed.append(Message(role=message["role"], content=content))
-        except ValueError:
+        if message["role"] not in _ROLES:
             raise ApiError(
                 400,
                 f"unknown role {message['role']!r}: use system, user, assistant, tool or developer",
                 param=f"messages[{i}].role",
+            )
+        fields = {k: message[k] for k in _MESSAGE_FIELDS if message.get(k) is not None}
+        try:
+            parsed.append(Message(**fields, content=_content(message.get("content"), i)))
+        except ValidationError as exc:  # a tool call in the wrong shape; never echo the input
+            error = exc.errors(include_input=False)[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise ApiError(
+                400,
+                f"invalid message: {where}: {error['msg']}" if where else error["msg"],
+                param=f"messages[{i}]",
             ) from None
     return tuple(parsed)
+
+
+_ROLES = ("system", "user", "assistant", "tool", "developer")
+#: What a message may carry beside its role and content (an assistant's calls, a tool's reply).
+_MESSAGE_FIELDS = ("role", "tool_calls", "tool_call_id", "name")
 
 
 def _content(content: object, i: int) -> str:

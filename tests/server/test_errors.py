@@ -77,11 +77,11 @@ def test_bad_chat_messages_are_400_with_param(
     assert error_of(reply, 400)["param"] == param
 
 
-def test_tools_are_refused_until_supported(client: httpx.Client) -> None:
+def test_tools_are_refused_on_completions(client: httpx.Client) -> None:
+    # Chat serves tools (tests/server/test_structured.py); legacy completions have none.
     tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
     reply = client.post(
-        "/v1/chat/completions",
-        json={"model": "echo", "messages": [{"role": "user", "content": "x"}], "tools": tools},
+        "/v1/completions", json={"model": "echo", "prompt": SECRET_PROMPT, "tools": tools}
     )
     assert error_of(reply, 400)["param"] == "tools"
 

@@ -35,9 +35,10 @@ def gateway(upstream: OpenAIServer) -> Iterator[Served]:
         "profiles": {
             "remote": profile,
             "safe": {**profile, "retry": {"max_attempts": 1}, "fallbacks": ["fake:echo"]},
+            "chatty": {**profile, "api": "chat"},
         }
     }
-    with Served(["remote", "safe"], config=config) as served:
+    with Served(["remote", "safe", "chatty"], config=config) as served:
         yield served
 
 
@@ -117,3 +118,51 @@ def test_a_fallback_answers_when_the_upstream_is_down(
     reply = httpx.post(f"{gateway.url}/completions", json=body, timeout=30)
     assert reply.status_code == 200
     assert reply.json()["choices"][0]["text"] == "from the fallback"
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tools_reach_the_upstream_and_its_calls_come_back(
+    gateway: Served, upstream: OpenAIServer, stream: bool
+) -> None:
+    upstream.script(Reply(tool_calls=(("call_9", "get_weather", '{"city": "Paris"}'),)))
+    body = {
+        "model": "chatty",
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [WEATHER],
+        "tool_choice": "required",
+        "stream": stream,
+    }
+    reply = httpx.post(f"{gateway.url}/chat/completions", json=body, timeout=30)
+    assert reply.status_code == 200, reply.text
+    sent = upstream.requests[-1].json
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+    assert sent["tool_choice"] == "required"
+    if stream:
+        deltas = [
+            call
+            for event in sse_events(reply)
+            if event != "[DONE]"
+            for choice in event.get("choices", [])
+            for call in choice.get("delta", {}).get("tool_calls") or []
+        ]
+        calls = [{"id": d["id"], "function": d["function"]} for d in deltas]
+    else:
+        message = reply.json()["choices"][0]["message"]
+        calls = [{"id": c["id"], "function": c["function"]} for c in message["tool_calls"]]
+        assert reply.json()["choices"][0]["finish_reason"] == "tool_calls"
+    assert calls == [
+        {"id": "call_9", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    ]
