@@ -322,6 +322,8 @@ class ProviderError(MuseError):
     #: Token usage of a reply that was billed although it failed (a malformed body that still
     #: reported usage); ``None`` when nothing was billed, which is the usual case.
     usage: Any = None
+    #: :class:`~muse_sdk.core.types.Bill` s of earlier attempts of the request, retried and billed.
+    bills: tuple[Any, ...] = ()
 
     def __init__(
         self,

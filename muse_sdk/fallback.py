@@ -59,6 +59,7 @@ class _Failures:
         if not exc.retryable and not self.items:
             raise exc  # a bug to see on the primary: never hidden behind a fallback
         self.items.append((gen.name, exc))
+        self.bills.extend(exc.bills)
         if exc.usage is not None:
             self.bills.append(Bill(provider=gen.provider, model=gen.model, usage=exc.usage))
         if exc.retryable and not last:

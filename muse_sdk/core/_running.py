@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from muse_sdk.core.calls import Scope, scope_for
 from muse_sdk.core.types import Bill, GenerationResult
-from muse_sdk.errors import RefusalError, StructuredOutputError
+from muse_sdk.errors import ProviderError, RefusalError, StructuredOutputError
 
 if TYPE_CHECKING:
     from muse_sdk.cache._flights import Flights
@@ -148,11 +148,12 @@ def _cached(gen: Generator, request: Request, scope: Scope | None) -> Generation
         return _hit(load_entry(hit)[0], start)
     flight, leads = _flights().join(key)
     if not leads:  # an identical call is running: its reply is this one's
-        return _hit(flight.result(timeout=request.deadline_s), start)
+        led = flight.result(timeout=request.deadline_s)
+        return _once(gen, request, scope) if led is LEADER_GONE else _hit(led, start)
     try:
         result = _once(gen, request, scope)
     except BaseException as exc:
-        _flights().land(key, flight, error=exc)
+        _land_failed(key, flight, exc)
         raise
     scope.cache.set(key, dump_entry(result))
     _flights().land(key, flight, result)
@@ -172,16 +173,28 @@ async def _acached(gen: Generator, request: Request, scope: Scope | None) -> Gen
         return _hit(load_entry(hit)[0], start)
     flight, leads = _flights().join(key)
     if not leads:
-        waited = asyncio.wait_for(asyncio.wrap_future(flight), request.deadline_s)
-        return _hit(await waited, start)
+        led = await asyncio.wait_for(asyncio.wrap_future(flight), request.deadline_s)
+        return await _aonce(gen, request, scope) if led is LEADER_GONE else _hit(led, start)
     try:
         result = await _aonce(gen, request, scope)
     except BaseException as exc:
-        _flights().land(key, flight, error=exc)
+        _land_failed(key, flight, exc)
         raise
     scope.cache.set(key, dump_entry(result))
     _flights().land(key, flight, result)
     return result
+
+
+#: What a flight's waiters get when its leader was cancelled: no answer, so they ask themselves.
+LEADER_GONE = object()
+
+
+def _land_failed(key: str, flight: Any, exc: BaseException) -> None:
+    """End a flight whose leader failed: its error, or (cancelled) a word to ask again."""
+    if isinstance(exc, Exception):
+        _flights().land(key, flight, error=exc)
+    else:  # the leader's caller gave up, not the request: the others still want an answer
+        _flights().land(key, flight, LEADER_GONE)
 
 
 def _hit(result: GenerationResult, start: float) -> GenerationResult:
@@ -209,6 +222,15 @@ class _Retries:
         if self.scope is not None:
             self.scope.retrying(error, attempt, wait_s)
 
+    def charge(self, error: ProviderError, gen: Generator) -> None:
+        """Leave the bills of the retried attempts on the error that ends the request."""
+        if self.bills:
+            named = [
+                b.model_copy(update={"provider": gen.provider, "model": gen.model})
+                for b in self.bills
+            ]
+            error.bills = (*error.bills, *named)
+
 
 def _once(gen: Generator, request: Request, scope: Scope | None) -> GenerationResult:
     start = time.perf_counter()
@@ -216,7 +238,11 @@ def _once(gen: Generator, request: Request, scope: Scope | None) -> GenerationRe
     fn: Callable[[], GenerationResult] = lambda: gen._generate(request)  # noqa: E731
     if scope is not None:
         fn = scope.attempt(fn, request)
-    result, attempts = gen.retry.call(fn, deadline_s=request.deadline_s, on_retry=retries)
+    try:
+        result, attempts = gen.retry.call(fn, deadline_s=request.deadline_s, on_retry=retries)
+    except ProviderError as exc:
+        retries.charge(exc, gen)
+        raise
     return finished(result, start, attempts, retries.bills)
 
 
@@ -226,7 +252,13 @@ async def _aonce(gen: Generator, request: Request, scope: Scope | None) -> Gener
     fn: Callable[[], Awaitable[GenerationResult]] = lambda: gen._agenerate(request)  # noqa: E731
     if scope is not None:
         fn = scope.aattempt(fn, request)
-    result, attempts = await gen.retry.acall(fn, deadline_s=request.deadline_s, on_retry=retries)
+    try:
+        result, attempts = await gen.retry.acall(
+            fn, deadline_s=request.deadline_s, on_retry=retries
+        )
+    except ProviderError as exc:
+        retries.charge(exc, gen)
+        raise
     return finished(result, start, attempts, retries.bills)
 
 

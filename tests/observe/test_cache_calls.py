@@ -201,3 +201,19 @@ def test_a_per_call_cache_reaches_the_members_of_a_fallback_chain() -> None:
     again = chain.generate("hi", cache=store, **GREEDY)
     assert (first.cached, again.cached) == (False, True)
     assert again.text == "from the fallback" and up.calls == 1
+
+
+def test_when_the_leading_call_is_cancelled_the_waiting_one_asks_itself() -> None:
+    async def main() -> muse.GenerationResult:
+        gen = fake(cache="memory", latency_s=0.3)
+        leader = asyncio.ensure_future(gen.agenerate("same", **GREEDY))
+        await asyncio.sleep(0.05)
+        follower = asyncio.ensure_future(gen.agenerate("same", **GREEDY))
+        await asyncio.sleep(0.05)
+        leader.cancel()
+        result = await follower
+        assert gen.calls == 2  # the follower made its own request
+        return result
+
+    result = asyncio.run(main())
+    assert result.text == "alpha beta gamma" and not result.cached

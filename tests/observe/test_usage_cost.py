@@ -132,3 +132,19 @@ def test_a_billed_malformed_http_reply_counts() -> None:
     assert result.text == "fine"
     assert result.total_usage.prompt_tokens == result.usage.prompt_tokens + 7
     assert result.total_usage.completion_tokens == result.usage.completion_tokens + 3
+
+
+def test_a_fallback_member_that_retried_and_failed_brings_every_billed_attempt() -> None:
+    down = muse.load(
+        "fake:script",
+        responses=["x"],
+        failures=["malformed", "malformed"],
+        retry={**FAST, "max_attempts": 2},
+    )
+    chain = muse.FallbackGenerator([down, muse.load("fake:echo")])
+    result = chain.generate("p q")
+    assert [(b.model, b.usage) for b in result.bills] == [
+        ("script", Usage(prompt_tokens=2, completion_tokens=1)),
+        ("script", Usage(prompt_tokens=2, completion_tokens=1)),
+    ]
+    assert result.total_usage == Usage(prompt_tokens=6, completion_tokens=4)

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import torch
 
 from muse_sdk.errors import BackendUnavailableError
-from muse_sdk.providers.local._constraint import allowed, failure_of
+from muse_sdk.providers.local._constraint import failure_of
 from muse_sdk.providers.local._decode import TokenText
 from muse_sdk.providers.local._sampling import (
     Job,
@@ -39,7 +39,7 @@ from muse_sdk.providers.local._sampling import (
     process,
     row_rng,
 )
-from muse_sdk.providers.local._tickets import Choices, Seq, Ticket, length_groups
+from muse_sdk.providers.local._tickets import Choices, Seq, Ticket, grammar_mask, length_groups
 from muse_sdk.providers.local._timeouts import (
     STARTED,
     STEP,
@@ -314,7 +314,7 @@ class Engine:
     def _choose(self, seqs: list[Seq], logits: Any) -> None:
         """Pick each row's next token, feed it to the row's text, retire finished rows."""
         limit = self.model.context_length
-        legal = self._legal(seqs, limit)
+        legal = grammar_mask(seqs, limit)
         if legal is not None:
             seqs, logits, legal = self._drop_broken(seqs, logits, legal)
             if not seqs:
@@ -359,21 +359,6 @@ class Engine:
             self._retire(finished)
         for ticket, failure in broken.values():
             self._fail(failure, [ticket])
-
-    @staticmethod
-    def _legal(seqs: list[Seq], limit: int) -> Any:
-        """The rows' grammar mask (numpy ``[B, vocab]``); ``None`` when none is constrained."""
-        constraints = [seq.ticket.choices.rows[seq.index].constraint for seq in seqs]
-        if all(c is None for c in constraints):
-            return None
-        remaining = [
-            min(
-                seq.ticket.job.max_new - len(seq.ticket.rows[seq.index].token_ids),
-                limit - seq.position,
-            )
-            for seq in seqs
-        ]
-        return allowed(constraints, remaining)
 
     def _drop_broken(self, seqs: list[Seq], logits: Any, legal: Any) -> tuple[list[Seq], Any, Any]:
         """Fail the calls whose grammar the engine gave up on (a limit hit); keep the others."""

@@ -10,7 +10,7 @@ from muse_sdk.providers.local._decode import Tracker
 from muse_sdk.providers.local._sampling import Job, RowSampling
 from muse_sdk.providers.local._timeouts import AnyChannel
 
-__all__ = ["PAD_RATIO", "Choices", "Seq", "Ticket", "length_groups"]
+__all__ = ["PAD_RATIO", "Choices", "Seq", "Ticket", "grammar_mask", "length_groups"]
 
 #: Prompts prefilled in one pass are padded to the longest: at most this much padded work per
 #: real token (a 500-token prompt is not batched with ten 5-token ones).
@@ -95,3 +95,20 @@ def length_groups(items: list[tuple[Ticket, int]]) -> list[list[tuple[Ticket, in
     if group:
         groups.append(group)
     return groups
+
+
+def grammar_mask(seqs: list[Seq], limit: int) -> Any:
+    """The rows' grammar mask (numpy ``[B, vocab]``); ``None`` when none is constrained."""
+    constraints = [seq.ticket.choices.rows[seq.index].constraint for seq in seqs]
+    if all(c is None for c in constraints):
+        return None
+    from muse_sdk.providers.local._constraint import allowed
+
+    remaining = [
+        min(
+            seq.ticket.job.max_new - len(seq.ticket.rows[seq.index].token_ids),
+            limit - seq.position,
+        )
+        for seq in seqs
+    ]
+    return allowed(constraints, remaining)
