@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from muse_sdk.core.calls import Scope, scope_for
-from muse_sdk.core.types import Bill, GenerationResult
+from muse_sdk.core.types import Bill, GenerationResult, Usage
 from muse_sdk.errors import ProviderError, RefusalError, StructuredOutputError
 
 if TYPE_CHECKING:
@@ -205,36 +205,35 @@ def _hit(result: GenerationResult, start: float) -> GenerationResult:
 # --- one request, retried --------------------------------------------------------------------
 
 
-class _Retries:
-    """What the retry policy tells of failed attempts: their bills, and the scope."""
+class Retries:
+    """What the retry policy tells of failed attempts: what they billed, and the scope."""
 
-    __slots__ = ("bills", "scope")
+    __slots__ = ("scope", "usages")
 
     def __init__(self, scope: Scope | None) -> None:
         self.scope = scope
-        self.bills: list[Bill] = []
+        self.usages: list[Usage] = []
 
     def __call__(self, error: Exception, attempt: int, wait_s: float) -> None:
         usage = getattr(error, "usage", None)
         if usage is not None:  # a reply that was billed although it failed
-            provider = getattr(error, "provider", "") or ""
-            self.bills.append(Bill(provider=provider, model="", usage=usage))
+            self.usages.append(usage)
         if self.scope is not None:
             self.scope.retrying(error, attempt, wait_s)
 
+    def bills(self, provider: str, model: str) -> tuple[Bill, ...]:
+        """The retried attempts' bills, for the model that was asked."""
+        return tuple(Bill(provider=provider, model=model, usage=u) for u in self.usages)
+
     def charge(self, error: ProviderError, gen: Generator) -> None:
         """Leave the bills of the retried attempts on the error that ends the request."""
-        if self.bills:
-            named = [
-                b.model_copy(update={"provider": gen.provider, "model": gen.model})
-                for b in self.bills
-            ]
-            error.bills = (*error.bills, *named)
+        if self.usages:
+            error.bills = (*error.bills, *self.bills(gen.provider, gen.model))
 
 
 def _once(gen: Generator, request: Request, scope: Scope | None) -> GenerationResult:
     start = time.perf_counter()
-    retries = _Retries(scope)
+    retries = Retries(scope)
     fn: Callable[[], GenerationResult] = lambda: gen._generate(request)  # noqa: E731
     if scope is not None:
         fn = scope.attempt(fn, request)
@@ -243,12 +242,12 @@ def _once(gen: Generator, request: Request, scope: Scope | None) -> GenerationRe
     except ProviderError as exc:
         retries.charge(exc, gen)
         raise
-    return finished(result, start, attempts, retries.bills)
+    return finished(result, start, attempts, retries.bills(gen.provider, gen.model))
 
 
 async def _aonce(gen: Generator, request: Request, scope: Scope | None) -> GenerationResult:
     start = time.perf_counter()
-    retries = _Retries(scope)
+    retries = Retries(scope)
     fn: Callable[[], Awaitable[GenerationResult]] = lambda: gen._agenerate(request)  # noqa: E731
     if scope is not None:
         fn = scope.aattempt(fn, request)
@@ -259,11 +258,11 @@ async def _aonce(gen: Generator, request: Request, scope: Scope | None) -> Gener
     except ProviderError as exc:
         retries.charge(exc, gen)
         raise
-    return finished(result, start, attempts, retries.bills)
+    return finished(result, start, attempts, retries.bills(gen.provider, gen.model))
 
 
 def finished(
-    result: GenerationResult, start: float, attempts: int, bills: list[Bill] | None = None
+    result: GenerationResult, start: float, attempts: int, bills: tuple[Bill, ...] = ()
 ) -> GenerationResult:
     """``result`` timed from ``start``, its attempts counted and its retries' bills added."""
     # A result may already count attempts made below this call (a fallback chain's members).
@@ -272,10 +271,7 @@ def finished(
         "attempts": attempts + result.attempts - 1,
     }
     if bills:
-        named = [b if b.model else b.model_copy(update={"model": result.model}) for b in bills]
-        provider = result.provider
-        named = [b if b.provider else b.model_copy(update={"provider": provider}) for b in named]
-        update["bills"] = (*result.bills, *named)
+        update["bills"] = (*result.bills, *bills)
     return result.model_copy(update=update)
 
 

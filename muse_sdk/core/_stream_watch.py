@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from muse_sdk.core.types import Bill, GenerationResult, StreamChunk
+from muse_sdk.core._running import Retries
+from muse_sdk.core.types import GenerationResult, StreamChunk
 from muse_sdk.structured import finish
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ class Watch:
         self.scope = scope
         self.cache_key = cache_key
         self.cached = cached
-        self.bills: list[Bill] = []
+        #: Told of each failed attempt to open the stream that will be retried.
+        self.on_retry = Retries(scope)
         self._chunks: list[StreamChunk] | None = [] if cache_key is not None else None
 
     def attempt(self, fn: Callable[[], T]) -> Callable[[], T]:
@@ -41,14 +43,6 @@ class Watch:
     def aattempt(self, fn: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
         """Async twin of :meth:`attempt`."""
         return fn if self.scope is None else self.scope.aattempt(fn, self.request)
-
-    def on_retry(self, error: Exception, attempt: int, wait_s: float) -> None:
-        """A failed attempt to open the stream will be retried."""
-        usage = getattr(error, "usage", None)
-        if usage is not None:
-            self.bills.append(Bill(provider="", model="", usage=usage))
-        if self.scope is not None:
-            self.scope.retrying(error, attempt, wait_s)
 
     def chunk(self, chunk: StreamChunk) -> None:
         """A chunk reached the caller."""
@@ -64,12 +58,9 @@ class Watch:
 
             self.scope.cache.set(self.cache_key, dump_entry(result, self._chunks))
         update: dict[str, Any] = {"cached": self.cached}
-        if self.bills:
-            named = [
-                b.model_copy(update={"provider": result.provider, "model": result.model})
-                for b in self.bills
-            ]
-            update["bills"] = (*result.bills, *named)
+        bills = self.on_retry.bills(result.provider, result.model)
+        if bills:
+            update["bills"] = (*result.bills, *bills)
         result = result.model_copy(update=update)
         structure = self.request.structure
         try:

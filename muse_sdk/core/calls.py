@@ -251,12 +251,9 @@ def _call_log() -> Any:
 def _estimate(request: Request) -> int:
     from muse_sdk.ratelimit import estimate_tokens
 
-    prompt: Any = request.prompt
-    if not isinstance(prompt, str):
-        prompt = [m.content for m in prompt]
     params = request.params
     budget = params.max_tokens * params.n if params.max_tokens is not None else None
-    return int(estimate_tokens(prompt, budget))
+    return int(estimate_tokens(request.prompt, budget))
 
 
 def _prompt_text(request: Request) -> str:

@@ -90,8 +90,11 @@ class Features:
     @property
     def logging_on(self) -> bool:
         """Whether calls are logged: ``MUSE_LOG`` if set, else the profile's ``log``."""
-        flag = env_flag("MUSE_LOG")
-        return flag if flag is not None else bool(self.log)
+        if not self.log and "MUSE_LOG" not in os.environ:
+            return False  # the common case, decided without importing the log
+        from muse_sdk.calllog import log_enabled
+
+        return log_enabled(self.log)
 
     @property
     def tracing_on(self) -> bool:
@@ -122,9 +125,3 @@ def _hook(hook: Any) -> Callable[[Any], Any]:
         f"a hook must be a callable or a 'package.module:function' string, got {hook!r}",
         field="hooks",
     )
-
-
-def split_features(table: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A profile table's feature keys, and the rest."""
-    features = {k: v for k, v in table.items() if k in FEATURE_KEYS}
-    return features, {k: v for k, v in table.items() if k not in FEATURE_KEYS}
